@@ -1,0 +1,110 @@
+//! The commands that look at models without moving them.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::{connect, CliError, EXIT_NOT_FOUND};
+use crate::proto::v1 as api;
+
+#[derive(Debug, clap::Args)]
+pub struct NameArgs {
+    /// The model's namespace
+    #[arg(long, short)]
+    pub namespace: String,
+    /// The model's key within the namespace
+    #[arg(long, short)]
+    pub key: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// The namespace to list
+    #[arg(long, short)]
+    pub namespace: String,
+}
+
+pub async fn exists(socket: &Path, args: NameArgs) -> Result<ExitCode, CliError> {
+    let mut client = connect(socket).await?;
+    let request = api::ExistsRequest {
+        namespace: args.namespace,
+        key: args.key.clone(),
+    };
+    let response = client.exists(request).await?.into_inner();
+    match response.header {
+        Some(header) if response.exists => {
+            println!("{}", describe(&header));
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => {
+            println!("{} does not exist", args.key);
+            Ok(ExitCode::from(EXIT_NOT_FOUND))
+        }
+    }
+}
+
+pub async fn list(socket: &Path, args: ListArgs) -> Result<ExitCode, CliError> {
+    let mut client = connect(socket).await?;
+    let mut stream = client
+        .list(api::ListRequest {
+            namespace: args.namespace,
+        })
+        .await?
+        .into_inner();
+    while let Some(item) = stream.message().await? {
+        if let Some(header) = item.header {
+            println!("{}", describe(&header));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn delete(socket: &Path, args: NameArgs) -> Result<ExitCode, CliError> {
+    let mut client = connect(socket).await?;
+    let request = api::DeleteRequest {
+        namespace: args.namespace,
+        key: args.key.clone(),
+    };
+    if client.delete(request).await?.into_inner().deleted {
+        println!("deleted {}", args.key);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{} does not exist", args.key);
+        Ok(ExitCode::from(EXIT_NOT_FOUND))
+    }
+}
+
+pub async fn status(socket: &Path) -> Result<ExitCode, CliError> {
+    let mut client = connect(socket).await?;
+    let s = client.status(api::StatusRequest {}).await?.into_inner();
+    println!("address:      {}", s.address);
+    for (name, value) in &s.labels {
+        println!("label:        {name}={value}");
+    }
+    let state = if s.redis_connected {
+        "connected"
+    } else {
+        "not answering"
+    };
+    println!("redis:        {} ({state})", s.redis_endpoint);
+    println!("version:      {}", s.version);
+    println!("uptime:       {}s", s.uptime_seconds);
+    println!("calls served: {}", s.calls_served);
+    for (name, how) in &s.namespaces {
+        println!("namespace:    {name}: {how}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line about a model version.
+pub fn describe(h: &api::ModelHeader) -> String {
+    format!(
+        "{} version {}: {} bytes ({} stored, {}), by {}, ttl {}s",
+        h.key,
+        h.version,
+        h.raw_size,
+        h.stored_size,
+        h.codec,
+        h.updater,
+        h.ttl_ms / 1000
+    )
+}

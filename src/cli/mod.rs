@@ -1,0 +1,79 @@
+//! The client commands. They reach the daemon only through its gRPC API
+//! on the Unix socket, like any other client.
+
+mod client;
+mod inspect;
+mod transfer;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use tonic::Code;
+
+pub use client::connect;
+
+/// Exit status for a model that does not exist, as the legacy client used.
+pub const EXIT_NOT_FOUND: u8 = 3;
+
+/// The client subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Push a file (or `-` for standard input) as a new version of a model
+    Push(transfer::PushArgs),
+    /// Pull the newest version of a model into a file (or `-` for standard output)
+    Pull(transfer::PullArgs),
+    /// Tell whether a model exists (exit status 3 when it does not)
+    Exists(inspect::NameArgs),
+    /// List the models of a namespace
+    List(inspect::ListArgs),
+    /// Delete a model and all its versions
+    Delete(inspect::NameArgs),
+    /// Show the daemon's identity, Redis and counters
+    Status,
+}
+
+/// Why a client command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot reach the daemon at {socket}: {reason} (is `modelsync serve` running there?)")]
+    Unreachable { socket: PathBuf, reason: String },
+
+    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    Call(#[from] tonic::Status),
+
+    #[error("{0}")]
+    Local(String),
+}
+
+/// Runs one client command against the daemon at `socket`.
+pub async fn run(socket: &Path, command: Command) -> ExitCode {
+    let result = match command {
+        Command::Push(args) => transfer::push(socket, args).await,
+        Command::Pull(args) => transfer::pull(socket, args).await,
+        Command::Exists(args) => inspect::exists(socket, args).await,
+        Command::List(args) => inspect::list(socket, args).await,
+        Command::Delete(args) => inspect::delete(socket, args).await,
+        Command::Status => inspect::status(socket).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("modelsync: {e}");
+            match e {
+                CliError::Call(status) if status.code() == Code::NotFound => {
+                    ExitCode::from(EXIT_NOT_FOUND)
+                }
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+fn code_name(code: Code) -> String {
+    format!("{code:?}")
+}
+
+/// Megabytes (10^6 bytes) per second, as the legacy benchmark counts them.
+fn megabytes_per_second(bytes: u64, seconds: f64) -> f64 {
+    bytes as f64 / 1e6 / seconds.max(1e-9)
+}

@@ -1,0 +1,243 @@
+//! Codecs as pure functions on the bytes of one chunk: `none`, `zstd` and
+//! `zlib`. A decoder is always told how many bytes the chunk must give back
+//! and never produces more, so a hostile frame cannot make the daemon
+//! allocate what its header claims.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::str::FromStr;
+
+use bytes::Bytes;
+
+/// zstd's fast levels keep pushes near memory speed on float weights while
+/// still saving what there is to save; higher levels cost far more CPU
+/// for little gain on such data.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
+
+/// The legacy client's zlib level is 9; 6 is zlib's own default balance.
+pub const DEFAULT_ZLIB_LEVEL: u32 = 6;
+
+/// How a chunk is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    None,
+    Zstd { level: i32 },
+    Zlib { level: u32 },
+}
+
+/// Why a chunk could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("{codec} stream is damaged: {reason}")]
+    Damaged { codec: &'static str, reason: String },
+
+    #[error("{codec} chunk decodes to {actual} bytes where {expected} were recorded")]
+    WrongSize {
+        codec: &'static str,
+        expected: usize,
+        actual: String,
+    },
+}
+
+impl Codec {
+    /// The codec's name as stored in manifests and spoken in the API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Codec::None => "none",
+            Codec::Zstd { .. } => "zstd",
+            Codec::Zlib { .. } => "zlib",
+        }
+    }
+
+    /// Encodes one chunk, given as consecutive pieces, into `out`.
+    pub fn encode<W: Write>(&self, pieces: &[Bytes], mut out: W) -> std::io::Result<()> {
+        match *self {
+            Codec::None => pieces.iter().try_for_each(|p| out.write_all(p)),
+            Codec::Zstd { level } => {
+                let mut encoder = zstd::stream::write::Encoder::new(out, level)?;
+                let total: usize = pieces.iter().map(Bytes::len).sum();
+                encoder.set_pledged_src_size(Some(total as u64))?;
+                pieces.iter().try_for_each(|p| encoder.write_all(p))?;
+                encoder.finish().map(drop)
+            }
+            Codec::Zlib { level } => {
+                let mut encoder =
+                    flate2::write::ZlibEncoder::new(out, flate2::Compression::new(level));
+                pieces.iter().try_for_each(|p| encoder.write_all(p))?;
+                encoder.finish().map(drop)
+            }
+        }
+    }
+
+    /// Decodes one chunk that must give back exactly `expected` bytes.
+    pub fn decode(&self, stored: Bytes, expected: usize) -> Result<Bytes, CodecError> {
+        let out = match self {
+            Codec::None => stored,
+            Codec::Zstd { .. } => decode_zstd(&stored, expected)?.into(),
+            Codec::Zlib { .. } => decode_zlib(&stored, expected)?.into(),
+        };
+        if out.len() != expected {
+            return Err(CodecError::WrongSize {
+                codec: self.name(),
+                expected,
+                actual: out.len().to_string(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Decodes into a buffer of exactly the expected size: the frame's own
+/// content-size field is never trusted to size anything.
+fn decode_zstd(stored: &[u8], expected: usize) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![0u8; expected];
+    let mut decoder = zstd::bulk::Decompressor::new().map_err(|e| damaged("zstd", e))?;
+    let written = decoder
+        .decompress_to_buffer(stored, &mut out[..])
+        .map_err(|e| damaged("zstd", e))?;
+    out.truncate(written);
+    Ok(out)
+}
+
+/// Reads at most one byte past the expected size, which is enough to tell
+/// that a stream is too long without inflating the rest of it.
+fn decode_zlib(stored: &[u8], expected: usize) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(expected);
+    let decoder = flate2::read::ZlibDecoder::new(stored);
+    decoder
+        .take(expected as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| damaged("zlib", e))?;
+    if out.len() > expected {
+        return Err(CodecError::WrongSize {
+            codec: "zlib",
+            expected,
+            actual: "more".to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn damaged(codec: &'static str, error: impl fmt::Display) -> CodecError {
+    CodecError::Damaged {
+        codec,
+        reason: error.to_string(),
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Codec::None => f.write_str("none"),
+            Codec::Zstd { level } => write!(f, "zstd (level {level})"),
+            Codec::Zlib { level } => write!(f, "zlib (level {level})"),
+        }
+    }
+}
+
+impl FromStr for Codec {
+    type Err = String;
+
+    /// Parses `none`, `zstd`, `zstd:LEVEL`, `zlib` or `zlib:LEVEL`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (name, level) = match text.split_once(':') {
+            Some((name, level)) => (name, Some(level)),
+            None => (text, None),
+        };
+        let bad_level = || format!("codec level {:?} is not a number", level.unwrap_or(""));
+        match (name, level) {
+            ("none", None) => Ok(Codec::None),
+            ("zstd", None) => Ok(Codec::Zstd {
+                level: DEFAULT_ZSTD_LEVEL,
+            }),
+            ("zstd", Some(l)) => {
+                let level: i32 = l.parse().map_err(|_| bad_level())?;
+                if !zstd::compression_level_range().contains(&level) {
+                    return Err(format!(
+                        "zstd level {level} is outside {:?}",
+                        zstd::compression_level_range()
+                    ));
+                }
+                Ok(Codec::Zstd { level })
+            }
+            ("zlib", None) => Ok(Codec::Zlib {
+                level: DEFAULT_ZLIB_LEVEL,
+            }),
+            ("zlib", Some(l)) => {
+                let level: u32 = l.parse().map_err(|_| bad_level())?;
+                if level > 9 {
+                    return Err(format!("zlib level {level} is outside 0..=9"));
+                }
+                Ok(Codec::Zlib { level })
+            }
+            _ => Err(format!(
+                "unknown codec {text:?}: use none, zstd, zstd:LEVEL, zlib or zlib:LEVEL"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Bytes {
+        (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect::<Vec<u8>>()
+            .into()
+    }
+
+    fn encode(codec: Codec, raw: &Bytes) -> Bytes {
+        let mut out = Vec::new();
+        let (a, b) = (raw.slice(..1000), raw.slice(1000..));
+        codec.encode(&[a, b], &mut out).unwrap();
+        out.into()
+    }
+
+    #[test]
+    fn every_codec_round_trips_pieces() {
+        let raw = sample();
+        for codec in ["none", "zstd", "zstd:5", "zlib", "zlib:9"] {
+            let codec: Codec = codec.parse().unwrap();
+            let stored = encode(codec, &raw);
+            assert_eq!(codec.decode(stored, raw.len()).unwrap(), raw, "{codec}");
+        }
+    }
+
+    #[test]
+    fn zstd_refuses_output_larger_than_recorded() {
+        let codec = Codec::Zstd { level: 1 };
+        let stored = encode(codec, &Bytes::from(vec![0u8; 1 << 20]));
+        let err = codec.decode(stored, 1000).unwrap_err();
+        assert!(matches!(err, CodecError::Damaged { .. }), "{err}");
+    }
+
+    #[test]
+    fn zlib_refuses_output_larger_than_recorded() {
+        let codec = Codec::Zlib { level: 6 };
+        let stored = encode(codec, &Bytes::from(vec![0u8; 1 << 20]));
+        let err = codec.decode(stored, 1000).unwrap_err();
+        assert!(matches!(err, CodecError::WrongSize { .. }), "{err}");
+    }
+
+    #[test]
+    fn truncated_streams_are_refused() {
+        let raw = sample();
+        for codec in [
+            Codec::Zstd { level: 1 },
+            Codec::Zlib { level: 6 },
+            Codec::None,
+        ] {
+            let stored = encode(codec, &raw);
+            let cut = stored.slice(..stored.len() - 4);
+            assert!(codec.decode(cut, raw.len()).is_err(), "{codec}");
+        }
+    }
+
+    #[test]
+    fn unknown_codec_names_the_choices() {
+        let err = "lz4".parse::<Codec>().unwrap_err();
+        assert!(err.contains("use none, zstd"), "{err}");
+    }
+}

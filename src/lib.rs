@@ -1,0 +1,122 @@
+//! modelsync: a per-node daemon that moves compressed, chunked, versioned
+//! models between training jobs and a shared Redis, over gRPC on a Unix
+//! socket.
+//!
+//! Modules, in the order a push travels through them:
+//! - [`socket`]: binds the Unix socket, replacing leftovers safely.
+//! - [`service`]: the gRPC API; checks requests and calls the store.
+//! - [`status`]: the one mapping from errors to gRPC codes.
+//! - [`store`]: the storage layout on Redis: keys, manifest, writer, reader.
+//! - [`codec`]: compression of single chunks, as pure functions on bytes.
+//! - [`redis`]: the lasting, reconnecting, time-bounded Redis connection.
+//!
+//! Around them: [`config`] (every option and its default), [`identity`]
+//! (the node's address), [`shutdown`] (signals and the drain), [`error`]
+//! (why a call failed), [`cli`] (the client commands) and [`proto`] (the
+//! generated API and storage types).
+
+pub mod cli;
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod redis;
+pub mod service;
+pub mod shutdown;
+pub mod socket;
+pub mod status;
+pub mod store;
+
+/// Types generated from `proto/`.
+pub mod proto {
+    /// The API every client speaks.
+    pub mod v1 {
+        tonic::include_proto!("modelsync.v1");
+    }
+
+    /// The manifest as stored in Redis.
+    pub mod storage {
+        tonic::include_proto!("modelsync.storage.v1");
+    }
+}
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::proto::v1::model_sync_server::ModelSyncServer;
+use crate::service::{Counters, Service, MAX_METADATA_BYTES};
+use crate::store::Store;
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Redis(#[from] error::Error),
+
+    #[error("serving gRPC: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets calls
+/// in flight finish for the configured grace period and closes the rest.
+pub async fn run(
+    listener: UnixListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let redis = redis::Redis::new(&config.redis)?;
+    tokio::spawn(report_redis(redis.clone()));
+
+    let store = Arc::new(Store::new(
+        redis,
+        config.storage.clone(),
+        config.identity.address.clone(),
+    ));
+    let counters = Arc::new(Counters::default());
+    let service = Service::new(store, &config, counters.clone());
+    // Room for one data message plus a header's metadata.
+    let limit = config.max_message_bytes + MAX_METADATA_BYTES + (64 << 10);
+    let api = ModelSyncServer::new(service)
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+
+    let draining = counters.clone();
+    let trigger = async move {
+        shutdown.await;
+        info!(
+            in_flight = draining.in_flight(),
+            "no longer accepting calls; draining"
+        );
+    };
+    let (stop, deadline) = shutdown::with_deadline(trigger, config.shutdown_grace);
+    let serving = tonic::transport::Server::builder()
+        .add_service(api)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop);
+
+    tokio::select! {
+        result = serving => {
+            result?;
+            info!("stopped after every call finished");
+        }
+        _ = deadline => {
+            warn!(in_flight = counters.in_flight(), grace_s = config.shutdown_grace.as_secs_f32(), "grace period over; closing the calls still running");
+        }
+    }
+    Ok(())
+}
+
+/// Says once, at start-up, whether Redis answers; the daemon serves either
+/// way and connects when Redis does.
+async fn report_redis(redis: redis::Redis) {
+    match redis.ping().await {
+        Ok(()) => info!(endpoint = redis.endpoint(), "connected to redis"),
+        Err(e) => {
+            warn!(endpoint = redis.endpoint(), error = %e, "redis does not answer yet; calls fail until it does")
+        }
+    }
+}

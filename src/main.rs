@@ -1,0 +1,115 @@
+//! The `modelsync` binary: flags, logging, configuration, then either the
+//! daemon or one client command. The logic lives in the library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing::info;
+
+use modelsync::config::{Config, ServeArgs, DEFAULT_SOCKET};
+use modelsync::{cli, shutdown, socket};
+
+/// Start-up failed because of the configuration (EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "modelsync",
+    version,
+    about = "Moves models between training jobs and a shared Redis"
+)]
+struct Cli {
+    /// The daemon's Unix socket
+    #[arg(long, global = true, env = "MODELSYNC_SOCKET", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+
+    /// Log lines as human-readable text or as JSON objects
+    #[arg(long, global = true, env = "MODELSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon
+    Serve(ServeArgs),
+    #[command(flatten)]
+    Client(cli::Command),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve(_));
+    init_tracing(cli.log_format, if serving { "info" } else { "warn" });
+
+    let runtime = tokio::runtime::Runtime::new().expect("starting the async runtime");
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(cli.socket, args)),
+        Command::Client(command) => runtime.block_on(cli::run(&cli.socket, command)),
+    }
+}
+
+async fn serve(socket_path: PathBuf, args: ServeArgs) -> ExitCode {
+    let config = match Config::from_args(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("modelsync: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let (listener, socket_file) = match socket::bind(&socket_path, config.socket_mode) {
+        Ok(bound) => bound,
+        Err(e) => {
+            eprintln!("modelsync: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        address = %config.identity.address,
+        socket = %socket_file.path().display(),
+        redis = %config.redis.endpoint(),
+        codec = %config.storage.codec,
+        chunk_size = config.storage.chunk_size,
+        "listening"
+    );
+    let result = modelsync::run(listener, config, shutdown::signal_received()).await;
+    drop(socket_file);
+    match result {
+        Ok(()) => {
+            info!("stopped; socket removed");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("modelsync: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to standard error; RUST_LOG overrides the default level, which
+/// keeps dependencies at warnings.
+fn init_tracing(format: LogFormat, level: &str) {
+    let default = format!("warn,modelsync={level}");
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,120 @@
+//! The storage layout on Redis: how a model is cut into chunks, committed
+//! under a manifest, read back and removed. This module knows Redis and the
+//! codecs, and nothing of gRPC.
+//!
+//! A push writes every chunk under keys of its own (see [`keys`]), then
+//! commits the manifest with one Lua script that checks every chunk is
+//! still there, raises the version and sets the TTL in one atomic step. A
+//! reader reads the manifest once and then only chunks it names, so it sees
+//! one whole version or an error, never a mix.
+
+mod catalog;
+pub mod keys;
+mod manifest;
+mod reader;
+mod writer;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use manifest::MAX_CHUNK_SIZE;
+pub use reader::Snapshot;
+
+use crate::codec::Codec;
+use crate::config::StorageConfig;
+use crate::error::{Error, Result};
+use crate::redis::Redis;
+
+/// The longest TTL a push may ask for: a year.
+pub const MAX_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Reads and writes models in Redis.
+pub struct Store {
+    redis: Redis,
+    settings: StorageConfig,
+    updater: String,
+}
+
+/// A push as the store sees it.
+#[derive(Debug, Default)]
+pub struct NewVersion {
+    pub namespace: String,
+    pub key: String,
+    pub metadata: HashMap<String, Bytes>,
+    pub ttl: Option<Duration>,
+    /// The size the client declared, checked against what arrives.
+    pub raw_size: Option<u64>,
+    pub codec: Option<Codec>,
+    /// Commit only if the key's current version is this one (0: absent).
+    pub expected_version: Option<u64>,
+}
+
+/// What a successful push stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub version: u64,
+    pub raw_size: u64,
+    pub stored_size: u64,
+    pub chunk_count: u64,
+}
+
+/// What is known of one committed version of a model.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub namespace: String,
+    pub key: String,
+    pub version: u64,
+    pub updater: String,
+    pub updated_at_ms: i64,
+    pub raw_size: u64,
+    pub metadata: HashMap<String, Bytes>,
+    pub codec: String,
+    pub stored_size: u64,
+    pub chunk_count: u64,
+    /// Milliseconds until it expires; 0 when it never does.
+    pub ttl_ms: i64,
+}
+
+impl Store {
+    /// A store that signs its pushes with `updater`, the node's address.
+    pub fn new(redis: Redis, settings: StorageConfig, updater: String) -> Self {
+        Store {
+            redis,
+            settings,
+            updater,
+        }
+    }
+
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    pub fn settings(&self) -> &StorageConfig {
+        &self.settings
+    }
+
+    fn describe(namespace: &str, key: &str) -> String {
+        format!("key {key:?} in namespace {namespace:?}")
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    since.as_millis() as i64
+}
+
+/// Raises an error for a TTL outside what Redis and this daemon accept.
+fn check_ttl(ttl: Duration) -> Result<()> {
+    if ttl < Duration::from_secs(1) || ttl > MAX_TTL {
+        return Err(Error::invalid(format!(
+            "ttl_seconds must be between 1 and {}",
+            MAX_TTL.as_secs()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! The pull path: read the manifest once, then fetch a bounded window of
+//! its chunks at a time, check and decode each on the blocking pool, and
+//! hand them on in order.
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
+
+use super::manifest::Checked;
+use super::{keys, ModelInfo, Store};
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::redis::Redis;
+
+/// One committed version, as read from its manifest.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub info: ModelInfo,
+    checked: Checked,
+}
+
+impl Store {
+    /// Reads the current manifest of a model; `None` when there is none.
+    pub async fn head(&self, namespace: &str, key: &str) -> Result<Option<Snapshot>> {
+        let name = keys::manifest(namespace, key);
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET").arg(&name).arg("version").arg("manifest");
+        pipe.cmd("PTTL").arg(&name);
+        let ((version, manifest), ttl_ms): ((Option<u64>, Option<Vec<u8>>), i64) =
+            self.redis.pipeline(&pipe).await?;
+
+        let (Some(version), Some(manifest)) = (version, manifest) else {
+            return Ok(None);
+        };
+        let checked = Checked::decode(&manifest)?;
+        let info = model_info(namespace, key, version, &checked, ttl_ms);
+        Ok(Some(Snapshot { info, checked }))
+    }
+
+    /// Reads the current manifest of a model, or says that there is none.
+    pub async fn open(&self, namespace: &str, key: &str) -> Result<Snapshot> {
+        self.head(namespace, key).await?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "{} does not exist or has expired",
+                Store::describe(namespace, key)
+            ))
+        })
+    }
+
+    /// The raw bytes of a snapshot, chunk by chunk, each checked. The last
+    /// item is an error if the whole does not match its checksum.
+    pub fn chunks(&self, snapshot: Snapshot) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
+        let redis = self.redis.clone();
+        let checked = std::sync::Arc::new(snapshot.checked);
+        let info = snapshot.info;
+        let window = self.settings.window;
+
+        let fetches = futures::stream::iter(0..info.chunk_count).map({
+            let checked = checked.clone();
+            let info = info.clone();
+            move |index| fetch_chunk(redis.clone(), checked.clone(), info.clone(), index)
+        });
+        let expected = checked.manifest.checksum;
+        verify_whole(fetches.buffered(window), expected, info)
+    }
+}
+
+/// Fetches, checks and decodes one chunk.
+async fn fetch_chunk(
+    redis: Redis,
+    checked: std::sync::Arc<Checked>,
+    info: ModelInfo,
+    index: u64,
+) -> Result<Bytes> {
+    let name = keys::chunk(&info.namespace, &info.key, &checked.manifest.blob, index);
+    let stored: Option<Vec<u8>> = redis.query(redis::cmd("GET").arg(&name)).await?;
+    let Some(stored) = stored else {
+        return Err(Error::NotFound(format!(
+            "version {} of {} expired or was replaced while it was read (chunk {index} is gone); pull again",
+            info.version,
+            Store::describe(&info.namespace, &info.key)
+        )));
+    };
+
+    let expected_len = checked.chunk_len(index);
+    let checksum = checked.chunk_checksum(index);
+    let codec: Codec = checked.codec;
+    tokio::task::spawn_blocking(move || {
+        if xxh3_64(&stored) != checksum {
+            return Err(Error::data_loss(format!(
+                "chunk {index} of version {} of {} fails its checksum",
+                info.version,
+                Store::describe(&info.namespace, &info.key)
+            )));
+        }
+        codec
+            .decode(Bytes::from(stored), expected_len)
+            .map_err(|e| {
+                Error::data_loss(format!(
+                    "chunk {index} of version {} of {} does not decode: {e}",
+                    info.version,
+                    Store::describe(&info.namespace, &info.key)
+                ))
+            })
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("decode task: {e}")))?
+}
+
+/// Passes chunks through while hashing them, and ends with an error if the
+/// whole does not match the manifest's checksum.
+fn verify_whole(
+    chunks: impl Stream<Item = Result<Bytes>> + Send + 'static,
+    expected: u64,
+    info: ModelInfo,
+) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
+    struct State<S> {
+        chunks: std::pin::Pin<Box<S>>,
+        hasher: Box<Xxh3>,
+        done: bool,
+    }
+    let state = State {
+        chunks: Box::pin(chunks),
+        hasher: Box::default(),
+        done: false,
+    };
+    futures::stream::unfold(state, move |mut state| {
+        let info = info.clone();
+        async move {
+            if state.done {
+                return None;
+            }
+            match state.chunks.next().await {
+                Some(Ok(chunk)) => {
+                    state.hasher.update(&chunk);
+                    Some((Ok(chunk), state))
+                }
+                Some(Err(e)) => {
+                    state.done = true;
+                    Some((Err(e), state))
+                }
+                None if state.hasher.digest() == expected => None,
+                None => {
+                    state.done = true;
+                    let message = format!(
+                        "version {} of {} fails its whole-model checksum",
+                        info.version,
+                        Store::describe(&info.namespace, &info.key)
+                    );
+                    Some((Err(Error::data_loss(message)), state))
+                }
+            }
+        }
+    })
+}
+
+pub(super) fn model_info(
+    namespace: &str,
+    key: &str,
+    version: u64,
+    checked: &Checked,
+    ttl_ms: i64,
+) -> ModelInfo {
+    let m = &checked.manifest;
+    ModelInfo {
+        namespace: namespace.to_string(),
+        key: key.to_string(),
+        version,
+        updater: m.updater.clone(),
+        updated_at_ms: m.updated_at_ms,
+        raw_size: m.raw_size,
+        metadata: m.metadata.clone(),
+        codec: m.codec.clone(),
+        stored_size: m.stored_size,
+        chunk_count: m.chunk_count,
+        ttl_ms: ttl_ms.max(0),
+    }
+}

@@ -1,0 +1,410 @@
+//! The push path: cut the incoming bytes into chunks, encode them on the
+//! blocking pool, write a bounded window of them to Redis at once, then
+//! commit the manifest.
+
+use std::io::Write;
+
+use redis::RedisWrite;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio::task::JoinSet;
+use tracing::{debug, warn, Instrument};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::manifest::{Checked, Draft};
+use super::{check_ttl, keys, now_ms, Committed, NewVersion, Store};
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::redis::Redis;
+
+/// Commits a manifest if every chunk it names is still stored and the
+/// version matches what the caller expects.
+///
+/// KEYS: the manifest, then every chunk. ARGV: the manifest, its TTL in ms,
+/// the chunks' TTL in ms, the expected current version or "".
+/// Returns {1, new version, previous manifest or ""}, {2, index of a
+/// missing chunk, ""} or {3, current version, ""}.
+const COMMIT: &str = r"
+for i = 2, #KEYS do
+  if redis.call('PEXPIRE', KEYS[i], ARGV[3]) == 0 then
+    return {2, i - 2, ''}
+  end
+end
+local current = redis.call('HMGET', KEYS[1], 'version', 'manifest')
+local version = tonumber(current[1]) or 0
+if ARGV[4] ~= '' and tonumber(ARGV[4]) ~= version then
+  return {3, version, ''}
+end
+redis.call('HSET', KEYS[1], 'version', version + 1, 'manifest', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {1, version + 1, current[2] or ''}
+";
+
+impl Store {
+    /// Stores `data` as the next version of a model and commits it.
+    pub async fn push<S>(&self, request: NewVersion, data: S) -> Result<Committed>
+    where
+        S: Stream<Item = Result<Bytes>> + Unpin,
+    {
+        let ttl = request.ttl.unwrap_or(self.settings.ttl);
+        check_ttl(ttl)?;
+        let codec = request.codec.unwrap_or(self.settings.codec);
+        let mut upload = Upload::new(self, &request, codec, ttl);
+
+        let result = upload.receive(data).await;
+        let result = match result {
+            Ok(()) => upload.commit(request).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            upload.discard().await;
+        }
+        result
+    }
+}
+
+/// One push in progress.
+struct Upload<'a> {
+    store: &'a Store,
+    namespace: String,
+    key: String,
+    blob: String,
+    codec: Codec,
+    chunker: Chunker,
+    declared: Option<u64>,
+    chunk_ttl_ms: u64,
+    manifest_ttl_ms: u64,
+    in_flight: JoinSet<Result<(u64, u64, u64)>>,
+    dispatched: u64,
+    raw_size: u64,
+    stored_size: u64,
+    hasher: Xxh3,
+    checksums: Vec<u64>,
+    started: Instant,
+}
+
+impl<'a> Upload<'a> {
+    fn new(store: &'a Store, request: &NewVersion, codec: Codec, ttl: std::time::Duration) -> Self {
+        let grace = store.settings.grace;
+        Upload {
+            store,
+            namespace: request.namespace.clone(),
+            key: request.key.clone(),
+            blob: format!("{:016x}", rand::random::<u64>()),
+            codec,
+            chunker: Chunker::new(store.settings.chunk_size as usize),
+            declared: request.raw_size,
+            chunk_ttl_ms: (ttl + grace).as_millis() as u64,
+            manifest_ttl_ms: ttl.as_millis() as u64,
+            in_flight: JoinSet::new(),
+            dispatched: 0,
+            raw_size: 0,
+            stored_size: 0,
+            hasher: Xxh3::new(),
+            checksums: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Takes every piece of data, keeping at most a window of chunks in
+    /// flight, until the client has sent everything.
+    async fn receive<S>(&mut self, mut data: S) -> Result<()>
+    where
+        S: Stream<Item = Result<Bytes>> + Unpin,
+    {
+        while let Some(piece) = data.next().await {
+            let piece = piece?;
+            self.raw_size += piece.len() as u64;
+            if let Some(declared) = self.declared.filter(|d| self.raw_size > *d) {
+                return Err(Error::invalid(format!(
+                    "the push sent more than the {declared} bytes its header declared"
+                )));
+            }
+            self.hasher.update(&piece);
+            for chunk in self.chunker.push(piece) {
+                self.dispatch(chunk).await?;
+            }
+        }
+
+        if let Some(declared) = self.declared.filter(|d| self.raw_size != *d) {
+            return Err(Error::invalid(format!(
+                "the push sent {} bytes where its header declared {declared}",
+                self.raw_size
+            )));
+        }
+        if let Some(last) = self.chunker.finish() {
+            self.dispatch(last).await?;
+        }
+        while !self.in_flight.is_empty() {
+            self.collect_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts storing one chunk, first waiting for room in the window.
+    async fn dispatch(&mut self, pieces: Vec<Bytes>) -> Result<()> {
+        while self.in_flight.len() >= self.store.settings.window {
+            self.collect_one().await?;
+        }
+        let index = self.dispatched;
+        let name = keys::chunk(&self.namespace, &self.key, &self.blob, index);
+        let task = store_chunk(
+            self.store.redis.clone(),
+            self.codec,
+            name,
+            pieces,
+            self.chunk_ttl_ms,
+        );
+        let span = tracing::debug_span!("chunk", index, blob = %self.blob);
+        self.in_flight.spawn(
+            async move {
+                let (stored, checksum) = task.await?;
+                Ok((index, stored, checksum))
+            }
+            .instrument(span),
+        );
+        self.dispatched += 1;
+        Ok(())
+    }
+
+    /// Waits for the next chunk write to end and records its checksum.
+    async fn collect_one(&mut self) -> Result<()> {
+        let Some(joined) = self.in_flight.join_next().await else {
+            return Ok(());
+        };
+        let (index, stored, checksum) =
+            joined.map_err(|e| Error::Internal(format!("chunk task: {e}")))??;
+        let index = index as usize;
+        if self.checksums.len() <= index {
+            self.checksums.resize(index + 1, 0);
+        }
+        self.checksums[index] = checksum;
+        self.stored_size += stored;
+        Ok(())
+    }
+
+    /// Writes the manifest: the moment the version becomes visible.
+    async fn commit(&mut self, request: NewVersion) -> Result<Committed> {
+        let chunk_count = self.checksums.len() as u64;
+        let draft = Draft {
+            blob: self.blob.clone(),
+            codec: self.codec,
+            chunk_size: self.store.settings.chunk_size,
+            raw_size: self.raw_size,
+            stored_size: self.stored_size,
+            checksum: self.hasher.digest(),
+            chunk_checksums: std::mem::take(&mut self.checksums),
+            updater: self.store.updater.clone(),
+            updated_at_ms: now_ms(),
+            metadata: request.metadata,
+        };
+
+        let script = redis::Script::new(COMMIT);
+        let mut invocation = script.key(keys::manifest(&self.namespace, &self.key));
+        for index in 0..chunk_count {
+            invocation.key(keys::chunk(&self.namespace, &self.key, &self.blob, index));
+        }
+        let expected = request
+            .expected_version
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        invocation
+            .arg(draft.encode())
+            .arg(self.manifest_ttl_ms)
+            .arg(self.chunk_ttl_ms)
+            .arg(expected);
+        let (status, number, previous): (i64, u64, Vec<u8>) =
+            self.store.redis.script(&invocation).await?;
+
+        match status {
+            1 => {
+                self.retire(&previous).await;
+                debug!(
+                    namespace = %self.namespace, key = %self.key, version = number,
+                    bytes = self.raw_size, stored = self.stored_size,
+                    elapsed_ms = self.started.elapsed().as_millis() as u64, "committed"
+                );
+                Ok(Committed {
+                    version: number,
+                    raw_size: self.raw_size,
+                    stored_size: self.stored_size,
+                    chunk_count,
+                })
+            }
+            2 => Err(Error::Unavailable {
+                endpoint: self.store.redis.endpoint().to_string(),
+                reason: format!("chunk {number} of this push vanished before its commit (did Redis restart or evict it?); push again"),
+            }),
+            3 => Err(Error::Conflict {
+                current: number,
+                expected: request.expected_version.unwrap_or_default(),
+            }),
+            other => Err(Error::Internal(format!("commit script answered {other}"))),
+        }
+    }
+
+    /// Lets the version this push replaced expire after the grace period,
+    /// so that pulls already reading it can finish.
+    async fn retire(&self, previous: &[u8]) {
+        if previous.is_empty() {
+            return;
+        }
+        let Ok(old) = Checked::decode(previous) else {
+            return;
+        };
+        let grace_ms = self.store.settings.grace.as_millis() as u64;
+        let mut pipe = redis::pipe();
+        for index in 0..old.manifest.chunk_count {
+            let name = keys::chunk(&self.namespace, &self.key, &old.manifest.blob, index);
+            pipe.cmd("PEXPIRE").arg(name).arg(grace_ms.max(1)).ignore();
+        }
+        // The old chunks expire with their own TTL anyway; this only frees
+        // memory sooner, so a failure here is not the push's failure.
+        if let Err(e) = self.store.redis.pipeline::<()>(&pipe).await {
+            warn!(namespace = %self.namespace, key = %self.key, error = %e, "could not shorten the expiry of a replaced version");
+        }
+    }
+
+    /// Removes what a failed push wrote. A chunk write still in flight may
+    /// land after this; its TTL removes it.
+    async fn discard(&mut self) {
+        self.in_flight.abort_all();
+        if self.dispatched == 0 {
+            return;
+        }
+        let mut del = redis::cmd("UNLINK");
+        for index in 0..self.dispatched {
+            del.arg(keys::chunk(&self.namespace, &self.key, &self.blob, index));
+        }
+        if let Err(e) = self.store.redis.query::<()>(&del).await {
+            debug!(error = %e, "could not remove the chunks of a failed push; they expire with their TTL");
+        }
+    }
+}
+
+/// Encodes one chunk straight into the SET command that stores it, and
+/// returns its stored size and checksum once Redis has it.
+async fn store_chunk(
+    redis: Redis,
+    codec: Codec,
+    name: String,
+    pieces: Vec<Bytes>,
+    ttl_ms: u64,
+) -> Result<(u64, u64)> {
+    let encoded = tokio::task::spawn_blocking(move || {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&name);
+        let mut writer = CountingWriter::default();
+        {
+            let mut arg = cmd.writer_for_next_arg();
+            codec.encode(&pieces, Tee(&mut arg, &mut writer))?;
+        }
+        cmd.arg("PX").arg(ttl_ms);
+        Ok::<_, std::io::Error>((cmd, writer))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("encode task: {e}")))?
+    .map_err(|e| Error::Internal(format!("encode: {e}")))?;
+
+    let (cmd, written) = encoded;
+    redis.query::<()>(&cmd).await?;
+    Ok((written.len, written.checksum()))
+}
+
+/// Counts and hashes what passes through it.
+#[derive(Default)]
+struct CountingWriter {
+    len: u64,
+    hasher: Xxh3,
+}
+
+impl CountingWriter {
+    fn checksum(&self) -> u64 {
+        self.hasher.digest()
+    }
+}
+
+impl Write for CountingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.len += buf.len() as u64;
+        self.hasher.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Tee<'a, A, B>(&'a mut A, &'a mut B);
+
+impl<A: Write, B: Write> Write for Tee<'_, A, B> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1.write_all(&buf[..n])?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Cuts a stream of pieces into chunks of one size without copying: a
+/// piece that crosses a chunk boundary is split, not copied.
+struct Chunker {
+    size: usize,
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+impl Chunker {
+    fn new(size: usize) -> Self {
+        Chunker {
+            size,
+            pieces: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Adds a piece; returns the chunks it completes.
+    fn push(&mut self, mut piece: Bytes) -> Vec<Vec<Bytes>> {
+        let mut full = Vec::new();
+        while !piece.is_empty() {
+            let room = self.size - self.len;
+            if piece.len() < room {
+                self.len += piece.len();
+                self.pieces.push(piece);
+                break;
+            }
+            self.pieces.push(piece.split_to(room));
+            full.push(std::mem::take(&mut self.pieces));
+            self.len = 0;
+        }
+        full
+    }
+
+    /// The last, shorter chunk, if any bytes are left.
+    fn finish(&mut self) -> Option<Vec<Bytes>> {
+        self.len = 0;
+        (!self.pieces.is_empty()).then(|| std::mem::take(&mut self.pieces))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunker_cuts_at_exact_sizes() {
+        let mut chunker = Chunker::new(4);
+        assert!(chunker.push(Bytes::from_static(b"abc")).is_empty());
+        let full = chunker.push(Bytes::from_static(b"defghij"));
+        let joined: Vec<Vec<u8>> = full.iter().map(|c| c.concat()).collect();
+        assert_eq!(joined, vec![b"abcd".to_vec(), b"efgh".to_vec()]);
+        assert_eq!(chunker.finish().unwrap().concat(), b"ij");
+        assert!(chunker.finish().is_none());
+    }
+}
