@@ -129,8 +129,8 @@ impl fmt::Display for Codec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Codec::None => f.write_str("none"),
-            Codec::Zstd { level } => write!(f, "zstd (level {level})"),
-            Codec::Zlib { level } => write!(f, "zlib (level {level})"),
+            Codec::Zstd { level } => write!(f, "zstd:{level}"),
+            Codec::Zlib { level } => write!(f, "zlib:{level}"),
         }
     }
 }

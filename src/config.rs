@@ -1,6 +1,7 @@
 //! Every option of the daemon with its default, read from flags and then
 //! the environment (clap does both), and checked once at start-up.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,57 +22,109 @@ pub const DEFAULT_REDIS_TIMEOUT_SECONDS: f64 = 10.0;
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: f64 = 10.0;
 
 /// The options of `modelsync serve`. Each `///` line is its `--help` text.
-#[derive(Debug, clap::Args)]
+/// A flag wins over its environment variable, which wins over the
+/// configuration file, which wins over the default.
+#[derive(Debug, Default, clap::Args)]
 pub struct ServeArgs {
-    /// The node's identity file (YAML with an `address`)
-    #[arg(long, env = "ID_FILE", default_value = DEFAULT_IDENTITY_PATH)]
-    pub identity: PathBuf,
+    /// A YAML configuration file with any of the options below and
+    /// per-namespace settings
+    #[arg(long, env = "MODELSYNC_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// The node's identity file (YAML with an `address`) [default: /tmp/identity.yaml]
+    #[arg(long, env = "ID_FILE")]
+    pub identity: Option<PathBuf>,
 
     /// The manager Redis, as redis://[user:password@]host:port/db; when unset,
     /// REDIS_HOST/REDIS_DB_HOST, REDIS_PORT/REDIS_DB_PORT and
-    /// REDIS_AUTH_TOKEN/REDIS_DB_PWD are read, else redis://127.0.0.1:6379/0
+    /// REDIS_AUTH_TOKEN/REDIS_DB_PWD are read [default: redis://127.0.0.1:6379/0]
     #[arg(long, env = "MODELSYNC_REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
 
-    /// Codec for new versions: none, zstd[:LEVEL] or zlib[:LEVEL]
-    #[arg(long, env = "MODELSYNC_CODEC", default_value = "zstd")]
-    pub codec: String,
+    /// Codec for new versions: none, zstd[:LEVEL] or zlib[:LEVEL] [default: zstd:1]
+    #[arg(long, env = "MODELSYNC_CODEC")]
+    pub codec: Option<String>,
 
-    /// Raw bytes per stored chunk
-    #[arg(long, env = "MODELSYNC_CHUNK_SIZE", default_value_t = DEFAULT_CHUNK_SIZE)]
-    pub chunk_size: u64,
+    /// Raw bytes per stored chunk [default: 4194304]
+    #[arg(long, env = "MODELSYNC_CHUNK_SIZE")]
+    pub chunk_size: Option<u64>,
 
-    /// Chunks in flight between the socket and Redis, per call
-    #[arg(long, env = "MODELSYNC_WINDOW", default_value_t = DEFAULT_WINDOW)]
-    pub window: usize,
+    /// Chunks in flight between the socket and Redis, per call [default: 8]
+    #[arg(long, env = "MODELSYNC_WINDOW")]
+    pub window: Option<usize>,
 
-    /// Seconds a pushed model lives unless the push sets its own TTL
-    #[arg(long, env = "MODELSYNC_TTL", default_value_t = DEFAULT_TTL_SECONDS)]
-    pub ttl: u64,
+    /// Seconds a pushed model lives unless the push sets its own TTL [default: 3600]
+    #[arg(long, env = "MODELSYNC_TTL")]
+    pub ttl: Option<u64>,
 
-    /// Seconds a superseded version stays readable for pulls in flight
-    #[arg(long, env = "MODELSYNC_GRACE", default_value_t = DEFAULT_GRACE_SECONDS)]
-    pub grace: u64,
+    /// Seconds a replaced version stays readable for pulls in flight [default: 60]
+    #[arg(long, env = "MODELSYNC_GRACE")]
+    pub grace: Option<u64>,
 
-    /// Largest payload of one data message, in bytes, both ways
-    #[arg(long, env = "MODELSYNC_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
-    pub max_message_bytes: usize,
+    /// Largest payload of one data message, in bytes, both ways [default: 1048576]
+    #[arg(long, env = "MODELSYNC_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: Option<usize>,
 
-    /// Seconds to wait for a connection to Redis
-    #[arg(long, env = "MODELSYNC_CONNECT_TIMEOUT", default_value_t = DEFAULT_CONNECT_TIMEOUT_SECONDS)]
-    pub connect_timeout: f64,
+    /// Seconds to wait for a connection to Redis [default: 2]
+    #[arg(long, env = "MODELSYNC_CONNECT_TIMEOUT")]
+    pub connect_timeout: Option<f64>,
 
-    /// Seconds to wait for any one answer from Redis
-    #[arg(long, env = "MODELSYNC_REDIS_TIMEOUT", default_value_t = DEFAULT_REDIS_TIMEOUT_SECONDS)]
-    pub redis_timeout: f64,
+    /// Seconds to wait for any one answer from Redis [default: 10]
+    #[arg(long, env = "MODELSYNC_REDIS_TIMEOUT")]
+    pub redis_timeout: Option<f64>,
 
-    /// Seconds that calls in flight get to finish after SIGTERM or SIGINT
-    #[arg(long, env = "MODELSYNC_SHUTDOWN_GRACE", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECONDS)]
-    pub shutdown_grace: f64,
+    /// Seconds that calls in flight get to finish after SIGTERM or SIGINT [default: 10]
+    #[arg(long, env = "MODELSYNC_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<f64>,
 
-    /// Permissions of the socket file, in octal
-    #[arg(long, env = "MODELSYNC_SOCKET_MODE", default_value = "660")]
-    pub socket_mode: String,
+    /// Permissions of the socket file, in octal [default: 660]
+    #[arg(long, env = "MODELSYNC_SOCKET_MODE")]
+    pub socket_mode: Option<String>,
+}
+
+/// The configuration file: the same options as the flags, plus settings
+/// for single namespaces. Unknown fields are refused, so a typo is caught.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub socket: Option<PathBuf>,
+    pub identity: Option<PathBuf>,
+    pub redis: Option<String>,
+    pub codec: Option<String>,
+    pub chunk_size: Option<u64>,
+    pub window: Option<usize>,
+    pub ttl: Option<u64>,
+    pub grace: Option<u64>,
+    pub max_message_bytes: Option<usize>,
+    pub connect_timeout: Option<f64>,
+    pub redis_timeout: Option<f64>,
+    pub shutdown_grace: Option<f64>,
+    pub socket_mode: Option<String>,
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, NamespaceFile>,
+}
+
+/// One namespace's settings in the configuration file.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceFile {
+    pub layout: Option<Layout>,
+    pub codec: Option<String>,
+    pub chunk_size: Option<u64>,
+    pub ttl: Option<u64>,
+    #[serde(default)]
+    pub trust_pickle: bool,
+}
+
+/// How a namespace's models are laid out in Redis.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Chunked, compressed, versioned, committed by a manifest.
+    #[default]
+    Chunked,
+    /// One hash per model, exactly as the legacy Python client wrote it.
+    Legacy,
 }
 
 /// Why the configuration cannot be used. Start-up stops with its message.
@@ -80,16 +133,17 @@ pub enum ConfigError {
     #[error(transparent)]
     Identity(#[from] IdentityError),
 
+    #[error("configuration file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+
     #[error("{option}: {problem}")]
-    Invalid {
-        option: &'static str,
-        problem: String,
-    },
+    Invalid { option: String, problem: String },
 }
 
 /// The daemon's effective configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub socket: PathBuf,
     pub identity: Identity,
     pub redis: RedisConfig,
     pub storage: StorageConfig,
@@ -98,7 +152,8 @@ pub struct Config {
     pub socket_mode: u32,
 }
 
-/// How models are cut and kept in Redis.
+/// How models are cut and kept in Redis: defaults, and the namespaces
+/// that have settings of their own.
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
     pub codec: Codec,
@@ -106,6 +161,18 @@ pub struct StorageConfig {
     pub window: usize,
     pub ttl: Duration,
     pub grace: Duration,
+    pub namespaces: BTreeMap<String, NamespaceSettings>,
+}
+
+/// The effective settings of one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceSettings {
+    pub layout: Layout,
+    pub codec: Codec,
+    pub chunk_size: u64,
+    pub ttl: Duration,
+    /// Legacy layout only: clients may unpickle what they pull.
+    pub trust_pickle: bool,
 }
 
 /// Where Redis is and how long to wait for it. `Debug` shows whether a
@@ -121,6 +188,7 @@ impl Config {
     /// A configuration with every default, for the given identity and Redis.
     pub fn new(identity: Identity, redis: RedisConfig) -> Self {
         Config {
+            socket: PathBuf::from(DEFAULT_SOCKET),
             identity,
             redis,
             storage: StorageConfig::default(),
@@ -130,39 +198,57 @@ impl Config {
         }
     }
 
-    /// Checks the flags and environment and loads the identity file.
-    pub fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let identity = Identity::load(&args.identity)?;
-        let connection = redis_connection(args.redis.as_deref())?;
+    /// Merges flags, environment, the configuration file and defaults,
+    /// loads the identity file and checks the result. `socket` is the
+    /// global `--socket` flag, if given.
+    pub fn load(args: &ServeArgs, socket: Option<PathBuf>) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let identity_path = args.identity.clone().or(file.identity.clone());
+        let identity =
+            Identity::load(&identity_path.unwrap_or_else(|| DEFAULT_IDENTITY_PATH.into()))?;
         let redis = RedisConfig {
-            connection,
-            connect_timeout: seconds("--connect-timeout", args.connect_timeout)?,
-            response_timeout: seconds("--redis-timeout", args.redis_timeout)?,
+            connection: redis_connection(args.redis.as_deref().or(file.redis.as_deref()))?,
+            connect_timeout: seconds(
+                "connect_timeout",
+                args.connect_timeout.or(file.connect_timeout),
+                DEFAULT_CONNECT_TIMEOUT_SECONDS,
+            )?,
+            response_timeout: seconds(
+                "redis_timeout",
+                args.redis_timeout.or(file.redis_timeout),
+                DEFAULT_REDIS_TIMEOUT_SECONDS,
+            )?,
         };
 
         let mut config = Config::new(identity, redis);
-        config.storage = StorageConfig {
-            codec: args
-                .codec
-                .parse()
-                .map_err(|problem| invalid("--codec", problem))?,
-            chunk_size: args.chunk_size,
-            window: args.window,
-            ttl: Duration::from_secs(args.ttl),
-            grace: Duration::from_secs(args.grace),
-        };
-        config.max_message_bytes = args.max_message_bytes;
-        config.shutdown_grace = seconds("--shutdown-grace", args.shutdown_grace)?;
-        config.socket_mode = u32::from_str_radix(&args.socket_mode, 8)
+        config.socket = socket
+            .or(file.socket.clone())
+            .unwrap_or_else(|| DEFAULT_SOCKET.into());
+        config.storage = StorageConfig::from_sources(args, &file)?;
+        config.max_message_bytes = args
+            .max_message_bytes
+            .or(file.max_message_bytes)
+            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        config.shutdown_grace = seconds(
+            "shutdown_grace",
+            args.shutdown_grace.or(file.shutdown_grace),
+            DEFAULT_SHUTDOWN_GRACE_SECONDS,
+        )?;
+        let mode = args
+            .socket_mode
+            .clone()
+            .or(file.socket_mode.clone())
+            .unwrap_or_else(|| "660".into());
+        config.socket_mode = u32::from_str_radix(&mode, 8)
             .ok()
-            .filter(|mode| *mode <= 0o777)
+            .filter(|m| *m <= 0o777)
             .ok_or_else(|| {
                 invalid(
-                    "--socket-mode",
-                    format!(
-                        "{:?} is not an octal file mode such as 660",
-                        args.socket_mode
-                    ),
+                    "socket_mode",
+                    format!("{mode:?} is not an octal file mode such as 660"),
                 )
             })?;
         config.check()?;
@@ -171,27 +257,137 @@ impl Config {
 
     /// Refuses values that would make the daemon misbehave later.
     pub fn check(&self) -> Result<(), ConfigError> {
-        let storage = &self.storage;
-        if !(4096..=(512 << 20)).contains(&storage.chunk_size) {
-            return Err(invalid(
-                "--chunk-size",
-                "must be between 4096 and 536870912 bytes".into(),
-            ));
-        }
-        if !(1..=256).contains(&storage.window) {
-            return Err(invalid(
-                "--window",
-                "must be between 1 and 256 chunks".into(),
-            ));
-        }
-        if storage.ttl.is_zero() {
-            return Err(invalid("--ttl", "must be at least 1 second".into()));
-        }
+        self.storage.check()?;
         if !(1024..=(64 << 20)).contains(&self.max_message_bytes) {
             return Err(invalid(
-                "--max-message-bytes",
+                "max_message_bytes",
                 "must be between 1024 and 67108864".into(),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl FileConfig {
+    /// Reads a configuration file; errors name the file and, where the YAML
+    /// reader knows it, the line.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_owned(),
+            reason: format!("cannot read it: {e}"),
+        })?;
+        if text.trim().is_empty() {
+            return Ok(FileConfig::default());
+        }
+        serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::File {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl StorageConfig {
+    fn from_sources(args: &ServeArgs, file: &FileConfig) -> Result<Self, ConfigError> {
+        let codec = match args.codec.as_deref().or(file.codec.as_deref()) {
+            Some(text) => text.parse().map_err(|problem| invalid("codec", problem))?,
+            None => StorageConfig::default().codec,
+        };
+        let mut storage = StorageConfig {
+            codec,
+            chunk_size: args
+                .chunk_size
+                .or(file.chunk_size)
+                .unwrap_or(DEFAULT_CHUNK_SIZE),
+            window: args.window.or(file.window).unwrap_or(DEFAULT_WINDOW),
+            ttl: Duration::from_secs(args.ttl.or(file.ttl).unwrap_or(DEFAULT_TTL_SECONDS)),
+            grace: Duration::from_secs(args.grace.or(file.grace).unwrap_or(DEFAULT_GRACE_SECONDS)),
+            namespaces: BTreeMap::new(),
+        };
+        for (name, settings) in &file.namespaces {
+            let resolved = storage.resolve(name, settings)?;
+            storage.namespaces.insert(name.clone(), resolved);
+        }
+        Ok(storage)
+    }
+
+    /// One namespace's settings from the file, filled in with the defaults.
+    fn resolve(&self, name: &str, file: &NamespaceFile) -> Result<NamespaceSettings, ConfigError> {
+        let option = |field: &str| format!("namespaces.{name}.{field}");
+        let layout = file.layout.unwrap_or_default();
+        let codec = match (&file.codec, layout) {
+            (Some(text), _) => text.parse().map_err(|p| invalid(&option("codec"), p))?,
+            (None, Layout::Legacy) => Codec::Zlib {
+                level: crate::codec::DEFAULT_ZLIB_LEVEL,
+            },
+            (None, Layout::Chunked) => self.codec,
+        };
+        if layout == Layout::Legacy && !matches!(codec, Codec::Zlib { .. }) {
+            return Err(invalid(
+                &option("codec"),
+                "the legacy layout stores zlib only".into(),
+            ));
+        }
+        if file.trust_pickle && layout != Layout::Legacy {
+            return Err(invalid(
+                &option("trust_pickle"),
+                "applies to the legacy layout only".into(),
+            ));
+        }
+        Ok(NamespaceSettings {
+            layout,
+            codec,
+            chunk_size: file.chunk_size.unwrap_or(self.chunk_size),
+            ttl: Duration::from_secs(file.ttl.unwrap_or(self.ttl.as_secs())),
+            trust_pickle: file.trust_pickle,
+        })
+    }
+
+    /// The settings of a namespace: its own, or the defaults.
+    pub fn namespace(&self, name: &str) -> NamespaceSettings {
+        self.namespaces
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| NamespaceSettings {
+                layout: Layout::Chunked,
+                codec: self.codec,
+                chunk_size: self.chunk_size,
+                ttl: self.ttl,
+                trust_pickle: false,
+            })
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if !(1..=256).contains(&self.window) {
+            return Err(invalid("window", "must be between 1 and 256 chunks".into()));
+        }
+        let defaults = (
+            String::from("chunk_size"),
+            String::from("ttl"),
+            self.namespace(""),
+        );
+        let named = self.namespaces.iter().map(|(name, settings)| {
+            (
+                format!("namespaces.{name}.chunk_size"),
+                format!("namespaces.{name}.ttl"),
+                settings.clone(),
+            )
+        });
+        for (chunk_option, ttl_option, settings) in std::iter::once(defaults).chain(named) {
+            if !(4096..=crate::store::MAX_CHUNK_SIZE).contains(&settings.chunk_size) {
+                return Err(invalid(
+                    &chunk_option,
+                    "must be between 4096 and 536870912 bytes".into(),
+                ));
+            }
+            if settings.ttl.is_zero() || settings.ttl > crate::store::MAX_TTL {
+                return Err(invalid(
+                    &ttl_option,
+                    format!(
+                        "must be between 1 and {} seconds",
+                        crate::store::MAX_TTL.as_secs()
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -207,6 +403,7 @@ impl Default for StorageConfig {
             window: DEFAULT_WINDOW,
             ttl: Duration::from_secs(DEFAULT_TTL_SECONDS),
             grace: Duration::from_secs(DEFAULT_GRACE_SECONDS),
+            namespaces: BTreeMap::new(),
         }
     }
 }
@@ -290,7 +487,8 @@ fn redis_connection(url: Option<&str>) -> Result<ConnectionInfo, ConfigError> {
     Ok(info.set_redis_settings(settings))
 }
 
-fn seconds(option: &'static str, value: f64) -> Result<Duration, ConfigError> {
+fn seconds(option: &str, value: Option<f64>, default: f64) -> Result<Duration, ConfigError> {
+    let value = value.unwrap_or(default);
     Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
@@ -302,8 +500,11 @@ fn seconds(option: &'static str, value: f64) -> Result<Duration, ConfigError> {
         })
 }
 
-fn invalid(option: &'static str, problem: String) -> ConfigError {
-    ConfigError::Invalid { option, problem }
+fn invalid(option: &str, problem: String) -> ConfigError {
+    ConfigError::Invalid {
+        option: option.to_string(),
+        problem,
+    }
 }
 
 #[cfg(test)]

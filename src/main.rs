@@ -21,9 +21,9 @@ const EXIT_CONFIG: u8 = 64;
     about = "Moves models between training jobs and a shared Redis"
 )]
 struct Cli {
-    /// The daemon's Unix socket
-    #[arg(long, global = true, env = "MODELSYNC_SOCKET", default_value = DEFAULT_SOCKET)]
-    socket: PathBuf,
+    /// The daemon's Unix socket [default: /tmp/modelsync.sock]
+    #[arg(long, global = true, env = "MODELSYNC_SOCKET")]
+    socket: Option<PathBuf>,
 
     /// Log lines as human-readable text or as JSON objects
     #[arg(long, global = true, env = "MODELSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -55,19 +55,22 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("starting the async runtime");
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(cli.socket, args)),
-        Command::Client(command) => runtime.block_on(cli::run(&cli.socket, command)),
+        Command::Client(command) => {
+            let socket = cli.socket.unwrap_or_else(|| DEFAULT_SOCKET.into());
+            runtime.block_on(cli::run(&socket, command))
+        }
     }
 }
 
-async fn serve(socket_path: PathBuf, args: ServeArgs) -> ExitCode {
-    let config = match Config::from_args(&args) {
+async fn serve(socket: Option<PathBuf>, args: ServeArgs) -> ExitCode {
+    let config = match Config::load(&args, socket) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("modelsync: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let (listener, socket_file) = match socket::bind(&socket_path, config.socket_mode) {
+    let (listener, socket_file) = match socket::bind(&config.socket, config.socket_mode) {
         Ok(bound) => bound,
         Err(e) => {
             eprintln!("modelsync: {e}");
@@ -82,6 +85,7 @@ async fn serve(socket_path: PathBuf, args: ServeArgs) -> ExitCode {
         redis = %config.redis.endpoint(),
         codec = %config.storage.codec,
         chunk_size = config.storage.chunk_size,
+        namespaces = ?config.storage.namespaces.keys().collect::<Vec<_>>(),
         "listening"
     );
     let result = modelsync::run(listener, config, shutdown::signal_received()).await;

@@ -12,7 +12,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
-use crate::config::Config;
+use crate::config::{Config, Layout, NamespaceSettings};
 use crate::error::Error;
 use crate::identity::Identity;
 use crate::proto::v1 as api;
@@ -198,7 +198,7 @@ impl ModelSync for Service {
             .map_err(|e| fail("exists", e))?;
         Ok(Response::new(api::ExistsResponse {
             exists: snapshot.is_some(),
-            header: snapshot.map(|s| to_header(&s.info)),
+            header: snapshot.map(|info| to_header(&info)),
         }))
     }
 
@@ -255,7 +255,7 @@ impl ModelSync for Service {
     ) -> Result<Response<api::StatusResponse>, Status> {
         let _call = CallGuard::new(&self.counters);
         let redis_connected = self.store.redis().ping().await.is_ok();
-        let settings = self.store.settings();
+        let configured = &self.store.settings().namespaces;
         Ok(Response::new(api::StatusResponse {
             address: self.identity.address.clone(),
             labels: self.identity.labels.clone().into_iter().collect(),
@@ -265,17 +265,21 @@ impl ModelSync for Service {
             uptime_seconds: self.started.elapsed().as_secs(),
             calls_served: self.counters.served.load(Ordering::Relaxed),
             max_message_bytes: self.max_message_bytes as u64,
-            namespaces: [(
-                "*".to_string(),
-                format!(
-                    "codec {}, chunk size {}, ttl {}s",
-                    settings.codec,
-                    settings.chunk_size,
-                    settings.ttl.as_secs()
-                ),
-            )]
-            .into(),
+            namespaces: configured
+                .iter()
+                .map(|(name, settings)| namespace_info(name, settings))
+                .collect(),
         }))
+    }
+
+    async fn namespace(
+        &self,
+        request: Request<api::NamespaceRequest>,
+    ) -> Result<Response<api::NamespaceInfo>, Status> {
+        let namespace = request.into_inner().namespace;
+        check_name("namespace", &namespace).map_err(|e| fail("namespace", e))?;
+        let settings = self.store.namespace(&namespace);
+        Ok(Response::new(namespace_info(&namespace, &settings)))
     }
 }
 
@@ -347,6 +351,21 @@ fn split(chunk: Bytes, max: usize) -> impl Iterator<Item = Bytes> {
     (0..len)
         .step_by(max.max(1))
         .map(move |start| chunk.slice(start..(start + max).min(len)))
+}
+
+fn namespace_info(name: &str, settings: &NamespaceSettings) -> api::NamespaceInfo {
+    let layout = match settings.layout {
+        Layout::Chunked => "chunked",
+        Layout::Legacy => "legacy",
+    };
+    api::NamespaceInfo {
+        namespace: name.to_string(),
+        layout: layout.to_string(),
+        codec: settings.codec.to_string(),
+        chunk_size: settings.chunk_size,
+        ttl_seconds: settings.ttl.as_secs(),
+        trust_pickle: settings.trust_pickle,
+    }
 }
 
 fn to_header(info: &ModelInfo) -> api::ModelHeader {

@@ -89,8 +89,20 @@ pub async fn status(socket: &Path) -> Result<ExitCode, CliError> {
     println!("version:      {}", s.version);
     println!("uptime:       {}s", s.uptime_seconds);
     println!("calls served: {}", s.calls_served);
-    for (name, how) in &s.namespaces {
-        println!("namespace:    {name}: {how}");
+    for n in &s.namespaces {
+        println!(
+            "namespace:    {}: {} layout, codec {}, chunk size {}, ttl {}s{}",
+            n.namespace,
+            n.layout,
+            n.codec,
+            n.chunk_size,
+            n.ttl_seconds,
+            if n.trust_pickle {
+                ", pickles trusted"
+            } else {
+                ""
+            }
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ use futures::Stream;
 use super::manifest::Checked;
 use super::reader::model_info;
 use super::{keys, ModelInfo, Store};
+use crate::config::Layout;
 use crate::error::Result;
 use crate::redis::Redis;
 
@@ -24,7 +25,7 @@ impl Store {
     /// Removes a model and every chunk of its current version; answers
     /// whether there was one. Chunks of replaced versions expire with their
     /// grace period.
-    pub async fn delete(&self, namespace: &str, key: &str) -> Result<bool> {
+    pub(super) async fn delete_chunked(&self, namespace: &str, key: &str) -> Result<bool> {
         let script = redis::Script::new(TAKE_MANIFEST);
         let mut invocation = script.key(keys::manifest(namespace, key));
         let previous: Vec<u8> = self.redis.script(&mut invocation).await?;
@@ -55,13 +56,18 @@ impl Store {
     ) -> impl Stream<Item = Result<Vec<ModelInfo>>> + Send + 'static {
         let redis = self.redis.clone();
         let namespace = namespace.to_string();
+        let legacy = (self.namespace(&namespace).layout == Layout::Legacy).then(|| self.clone());
         futures::stream::try_unfold(Some(0u64), move |cursor| {
             let redis = redis.clone();
             let namespace = namespace.clone();
+            let legacy = legacy.clone();
             async move {
                 let Some(cursor) = cursor else {
                     return Ok(None);
                 };
+                if let Some(store) = legacy {
+                    return Ok(Some((store.list_legacy(&namespace).await?, None)));
+                }
                 let (next, infos) = scan_batch(&redis, &namespace, cursor).await?;
                 let next = (next != 0).then_some(next);
                 Ok(Some((infos, next)))

@@ -10,30 +10,34 @@
 
 mod catalog;
 pub mod keys;
+pub mod legacy;
 mod manifest;
 mod reader;
 mod writer;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::Stream;
 
 pub use manifest::MAX_CHUNK_SIZE;
 pub use reader::Snapshot;
 
 use crate::codec::Codec;
-use crate::config::StorageConfig;
+use crate::config::{Layout, NamespaceSettings, StorageConfig};
 use crate::error::{Error, Result};
 use crate::redis::Redis;
 
 /// The longest TTL a push may ask for: a year.
 pub const MAX_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
 
-/// Reads and writes models in Redis.
+/// Reads and writes models in Redis; cheap to clone.
+#[derive(Clone)]
 pub struct Store {
     redis: Redis,
-    settings: StorageConfig,
+    settings: Arc<StorageConfig>,
     updater: String,
 }
 
@@ -82,7 +86,7 @@ impl Store {
     pub fn new(redis: Redis, settings: StorageConfig, updater: String) -> Self {
         Store {
             redis,
-            settings,
+            settings: Arc::new(settings),
             updater,
         }
     }
@@ -93,6 +97,37 @@ impl Store {
 
     pub fn settings(&self) -> &StorageConfig {
         &self.settings
+    }
+
+    /// How a namespace is stored.
+    pub fn namespace(&self, name: &str) -> NamespaceSettings {
+        self.settings.namespace(name)
+    }
+
+    /// Stores `data` as the next version of a model and commits it.
+    pub async fn push<S>(&self, request: NewVersion, data: S) -> Result<Committed>
+    where
+        S: Stream<Item = Result<Bytes>> + Unpin,
+    {
+        let namespace = self.namespace(&request.namespace);
+        let ttl = request.ttl.unwrap_or(namespace.ttl);
+        check_ttl(ttl)?;
+        let codec = request.codec.unwrap_or(namespace.codec);
+        match namespace.layout {
+            Layout::Chunked => {
+                self.push_chunked(request, data, codec, ttl, namespace.chunk_size)
+                    .await
+            }
+            Layout::Legacy => self.push_legacy(request, data, codec, ttl).await,
+        }
+    }
+
+    /// Removes a model; answers whether there was one.
+    pub async fn delete(&self, namespace: &str, key: &str) -> Result<bool> {
+        match self.namespace(namespace).layout {
+            Layout::Chunked => self.delete_chunked(namespace, key).await,
+            Layout::Legacy => self.delete_legacy(namespace, key).await,
+        }
     }
 
     fn describe(namespace: &str, key: &str) -> String {

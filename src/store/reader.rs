@@ -2,26 +2,66 @@
 //! its chunks at a time, check and decode each on the blocking pool, and
 //! hand them on in order.
 
+use std::pin::Pin;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use super::manifest::Checked;
-use super::{keys, ModelInfo, Store};
+use super::{keys, legacy, ModelInfo, Store};
 use crate::codec::Codec;
+use crate::config::Layout;
 use crate::error::{Error, Result};
 use crate::redis::Redis;
 
-/// One committed version, as read from its manifest.
+/// One committed version, as read from its manifest (or, in the legacy
+/// layout, the whole model).
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub info: ModelInfo,
-    checked: Checked,
+    body: Body,
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    Chunked(Arc<Checked>),
+    Legacy(Bytes),
 }
 
 impl Store {
-    /// Reads the current manifest of a model; `None` when there is none.
-    pub async fn head(&self, namespace: &str, key: &str) -> Result<Option<Snapshot>> {
+    /// What is known of a model's current version; `None` when there is
+    /// none.
+    pub async fn head(&self, namespace: &str, key: &str) -> Result<Option<ModelInfo>> {
+        if self.namespace(namespace).layout == Layout::Legacy {
+            legacy::check_key(key)?;
+            return self.legacy_header(namespace, key).await;
+        }
+        Ok(self.read_manifest(namespace, key).await?.map(|s| s.info))
+    }
+
+    /// Opens a model's current version for reading, or says there is none.
+    pub async fn open(&self, namespace: &str, key: &str) -> Result<Snapshot> {
+        let snapshot = if self.namespace(namespace).layout == Layout::Legacy {
+            self.read_legacy(namespace, key)
+                .await?
+                .map(|(info, raw)| Snapshot {
+                    info,
+                    body: Body::Legacy(raw),
+                })
+        } else {
+            self.read_manifest(namespace, key).await?
+        };
+        snapshot.ok_or_else(|| {
+            Error::NotFound(format!(
+                "{} does not exist or has expired",
+                Store::describe(namespace, key)
+            ))
+        })
+    }
+
+    async fn read_manifest(&self, namespace: &str, key: &str) -> Result<Option<Snapshot>> {
         let name = keys::manifest(namespace, key);
         let mut pipe = redis::pipe();
         pipe.cmd("HMGET").arg(&name).arg("version").arg("manifest");
@@ -34,24 +74,20 @@ impl Store {
         };
         let checked = Checked::decode(&manifest)?;
         let info = model_info(namespace, key, version, &checked, ttl_ms);
-        Ok(Some(Snapshot { info, checked }))
-    }
-
-    /// Reads the current manifest of a model, or says that there is none.
-    pub async fn open(&self, namespace: &str, key: &str) -> Result<Snapshot> {
-        self.head(namespace, key).await?.ok_or_else(|| {
-            Error::NotFound(format!(
-                "{} does not exist or has expired",
-                Store::describe(namespace, key)
-            ))
-        })
+        Ok(Some(Snapshot {
+            info,
+            body: Body::Chunked(Arc::new(checked)),
+        }))
     }
 
     /// The raw bytes of a snapshot, chunk by chunk, each checked. The last
     /// item is an error if the whole does not match its checksum.
-    pub fn chunks(&self, snapshot: Snapshot) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
+    pub fn chunks(&self, snapshot: Snapshot) -> Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>> {
+        let checked = match snapshot.body {
+            Body::Legacy(raw) => return Box::pin(futures::stream::iter([Ok(raw)])),
+            Body::Chunked(checked) => checked,
+        };
         let redis = self.redis.clone();
-        let checked = std::sync::Arc::new(snapshot.checked);
         let info = snapshot.info;
         let window = self.settings.window;
 
@@ -61,7 +97,7 @@ impl Store {
             move |index| fetch_chunk(redis.clone(), checked.clone(), info.clone(), index)
         });
         let expected = checked.manifest.checksum;
-        verify_whole(fetches.buffered(window), expected, info)
+        Box::pin(verify_whole(fetches.buffered(window), expected, info))
     }
 }
 

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use redis::RedisWrite;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -14,7 +14,7 @@ use tracing::{debug, warn, Instrument};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::manifest::{Checked, Draft};
-use super::{check_ttl, keys, now_ms, Committed, NewVersion, Store};
+use super::{keys, now_ms, Committed, NewVersion, Store};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::redis::Redis;
@@ -43,16 +43,19 @@ return {1, version + 1, current[2] or ''}
 ";
 
 impl Store {
-    /// Stores `data` as the next version of a model and commits it.
-    pub async fn push<S>(&self, request: NewVersion, data: S) -> Result<Committed>
+    /// Stores `data` as the next version of a chunked model and commits it.
+    pub(super) async fn push_chunked<S>(
+        &self,
+        request: NewVersion,
+        data: S,
+        codec: Codec,
+        ttl: Duration,
+        chunk_size: u64,
+    ) -> Result<Committed>
     where
         S: Stream<Item = Result<Bytes>> + Unpin,
     {
-        let ttl = request.ttl.unwrap_or(self.settings.ttl);
-        check_ttl(ttl)?;
-        let codec = request.codec.unwrap_or(self.settings.codec);
-        let mut upload = Upload::new(self, &request, codec, ttl);
-
+        let mut upload = Upload::new(self, &request, codec, ttl, chunk_size);
         let result = upload.receive(data).await;
         let result = match result {
             Ok(()) => upload.commit(request).await,
@@ -72,6 +75,7 @@ struct Upload<'a> {
     key: String,
     blob: String,
     codec: Codec,
+    chunk_size: u64,
     chunker: Chunker,
     declared: Option<u64>,
     chunk_ttl_ms: u64,
@@ -86,7 +90,13 @@ struct Upload<'a> {
 }
 
 impl<'a> Upload<'a> {
-    fn new(store: &'a Store, request: &NewVersion, codec: Codec, ttl: std::time::Duration) -> Self {
+    fn new(
+        store: &'a Store,
+        request: &NewVersion,
+        codec: Codec,
+        ttl: Duration,
+        chunk_size: u64,
+    ) -> Self {
         let grace = store.settings.grace;
         Upload {
             store,
@@ -94,7 +104,8 @@ impl<'a> Upload<'a> {
             key: request.key.clone(),
             blob: format!("{:016x}", rand::random::<u64>()),
             codec,
-            chunker: Chunker::new(store.settings.chunk_size as usize),
+            chunk_size,
+            chunker: Chunker::new(chunk_size as usize),
             declared: request.raw_size,
             chunk_ttl_ms: (ttl + grace).as_millis() as u64,
             manifest_ttl_ms: ttl.as_millis() as u64,
@@ -191,7 +202,7 @@ impl<'a> Upload<'a> {
         let draft = Draft {
             blob: self.blob.clone(),
             codec: self.codec,
-            chunk_size: self.store.settings.chunk_size,
+            chunk_size: self.chunk_size,
             raw_size: self.raw_size,
             stored_size: self.stored_size,
             checksum: self.hasher.digest(),
