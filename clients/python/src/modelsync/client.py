@@ -1,0 +1,265 @@
+"""The client of the modelsync daemon, over its Unix socket."""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Iterator, Mapping, Optional, Tuple
+
+import grpc
+import numpy as np
+
+from . import arrays
+from ._proto import modelsync_pb2 as pb
+from ._proto import modelsync_pb2_grpc as pb_grpc
+from .errors import DataLoss, from_rpc_error
+from .records import DaemonStatus, Model, ModelHeader, NamespaceInfo, PushResult
+
+#: Where the daemon listens unless told otherwise (MODELSYNC_SOCKET overrides it).
+DEFAULT_SOCKET = "/tmp/modelsync.sock"
+
+#: The largest data message this client sends: the daemon's default limit.
+MAX_MESSAGE_BYTES = 1 << 20
+
+#: grpcio (1.6x and later) sends a Unix socket's path as the HTTP/2
+#: `:authority`, which the daemon's HTTP/2 server rejects (the call fails
+#: with INTERNAL, "RST_STREAM with error code 1"). Naming the authority
+#: "localhost", as the daemon's own CLI does, avoids it. Every other option
+#: keeps grpcio's default; messages stay far below its 4 MiB limit.
+CHANNEL_OPTIONS = (("grpc.default_authority", "localhost"),)
+
+Data = Any  # bytes-like, binary file, iterable of bytes-like, or numpy array
+
+
+class Client:
+    """A connection to the modelsync daemon of this node.
+
+    `socket` defaults to $MODELSYNC_SOCKET, then /tmp/modelsync.sock.
+    `timeout` (seconds) applies to every call; None waits as long as it takes.
+    Use it as a context manager, or call `close()`."""
+
+    def __init__(self, socket: Optional[str] = None, *, timeout: Optional[float] = None,
+                 options: Iterable[Tuple[str, Any]] = ()):
+        self.socket = socket or os.environ.get("MODELSYNC_SOCKET") or DEFAULT_SOCKET
+        self.timeout = timeout
+        merged = dict(CHANNEL_OPTIONS)
+        merged.update(options)
+        self._channel = grpc.insecure_channel(f"unix:{self.socket}", options=list(merged.items()))
+        self._stub = pb_grpc.ModelSyncStub(self._channel)
+        self._piece_size: Optional[int] = None
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(socket={self.socket!r})"
+
+    # -- writing ---------------------------------------------------------
+
+    def push(self, namespace: str, key: str, data: Data,
+             metadata: Optional[Mapping[str, Any]] = None, ttl: Optional[int] = None,
+             codec: Optional[str] = None, *, expected_version: Optional[int] = None) -> PushResult:
+        """Stores `data` as a new version of (namespace, key).
+
+        `data` is bytes/bytearray/memoryview, a binary file object, an
+        iterable of byte chunks, or a numpy array (sent as its raw bytes
+        with its dtype, shape and order in the reserved metadata; see
+        `modelsync.arrays`). It is streamed in messages of at most 1 MiB and
+        never gathered whole. `metadata` values are bytes (str is encoded as
+        UTF-8); names starting with "modelsync." are reserved. `ttl` is in
+        seconds; `codec` is "none", "zstd" or "zlib". With `expected_version`
+        the push commits only if the key is at that version now (0: absent),
+        else raises `Aborted`."""
+        entries = _user_metadata(metadata)
+        size = self._message_limit()
+        raw_size, pieces = _pieces(data, size, entries)
+        header = pb.PushHeader(namespace=namespace, key=key, metadata=entries, codec=codec or "")
+        if ttl is not None:
+            header.ttl_seconds = int(ttl)
+        if raw_size is not None:
+            header.raw_size = raw_size
+        if expected_version is not None:
+            header.expected_version = int(expected_version)
+
+        failure = []
+
+        def requests() -> Iterator[pb.PushRequest]:
+            yield pb.PushRequest(header=header)
+            try:
+                for piece in pieces:
+                    if len(piece):
+                        yield pb.PushRequest(data=bytes(piece))
+            except BaseException as e:  # re-raised below, instead of grpc's CANCELLED
+                failure.append(e)
+                raise
+
+        try:
+            response = self._stub.Push(requests(), timeout=self.timeout)
+        except grpc.RpcError as e:
+            if failure:
+                raise failure[0] from None
+            raise from_rpc_error(e) from None
+        return PushResult.from_proto(response)
+
+    def delete(self, namespace: str, key: str) -> bool:
+        """Removes a model and all its versions; False when there was none."""
+        request = pb.DeleteRequest(namespace=namespace, key=key)
+        return self._unary(self._stub.Delete, request).deleted
+
+    # -- reading ---------------------------------------------------------
+
+    def pull(self, namespace: str, key: str) -> Model:
+        """The newest version of (namespace, key), whole. Raises `NotFound`
+        when the key does not exist. An array is filled into a preallocated
+        buffer as the data streams in: it is the only full copy."""
+        call = self._stub.Pull(pb.PullRequest(namespace=namespace, key=key), timeout=self.timeout)
+        try:
+            first = next(call, None)
+            if first is None or first.WhichOneof("message") != "header":
+                raise DataLoss("the daemon's answer did not start with a header")
+            header = ModelHeader.from_proto(first.header)
+            value = _receive(header, call)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        except BaseException:
+            call.cancel()
+            raise
+        return Model(**vars(header), value=value)
+
+    def exists(self, namespace: str, key: str) -> bool:
+        """Whether (namespace, key) exists now."""
+        return self.head(namespace, key) is not None
+
+    def head(self, namespace: str, key: str) -> Optional[ModelHeader]:
+        """The header of the newest version of (namespace, key), or None."""
+        answer = self._unary(self._stub.Exists, pb.ExistsRequest(namespace=namespace, key=key))
+        return ModelHeader.from_proto(answer.header) if answer.exists else None
+
+    def list(self, namespace: str) -> Iterator[ModelHeader]:
+        """The header of every model in `namespace`, streamed as they come."""
+        call = self._stub.List(pb.ListRequest(namespace=namespace), timeout=self.timeout)
+        try:
+            for answer in call:
+                yield ModelHeader.from_proto(answer.header)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            call.cancel()  # a no-op once the stream is done; ends it when the caller stops early
+
+    # -- the daemon ------------------------------------------------------
+
+    def status(self) -> DaemonStatus:
+        """What the daemon says of itself: identity address, Redis, limits."""
+        return DaemonStatus.from_proto(self._unary(self._stub.Status, pb.StatusRequest()))
+
+    def namespace(self, namespace: str) -> NamespaceInfo:
+        """How `namespace` is stored: layout, codec, chunk size, TTL."""
+        request = pb.NamespaceRequest(namespace=namespace)
+        return NamespaceInfo.from_proto(self._unary(self._stub.Namespace, request))
+
+    # -- internals -------------------------------------------------------
+
+    def _unary(self, method, request):
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def _message_limit(self) -> int:
+        """1 MiB, or less when the daemon says it takes less."""
+        if self._piece_size is None:
+            announced = self.status().max_message_bytes
+            self._piece_size = min(MAX_MESSAGE_BYTES, announced or MAX_MESSAGE_BYTES)
+        return self._piece_size
+
+
+def _user_metadata(metadata: Optional[Mapping[str, Any]]) -> dict:
+    entries = {}
+    for name, value in (metadata or {}).items():
+        if not isinstance(name, str):
+            raise TypeError(f"metadata names are str, not {type(name).__name__}")
+        if name.startswith(arrays.RESERVED_PREFIX):
+            raise ValueError(f"metadata name {name!r}: names starting with "
+                             f"{arrays.RESERVED_PREFIX!r} are reserved for the client")
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            value = bytes(value)
+        else:
+            raise TypeError(f"metadata {name!r}: values are bytes or str, not {type(value).__name__}")
+        entries[name] = value
+    return entries
+
+
+def _pieces(data: Data, size: int, metadata: dict) -> Tuple[Optional[int], Iterable]:
+    """The raw size (when known) and the pieces of at most `size` bytes of
+    `data`; adds the array entries to `metadata` for an array."""
+    if isinstance(data, np.generic):
+        data = np.asarray(data)
+    if isinstance(data, np.ndarray):
+        metadata.update(arrays.metadata_for(data))
+        return data.nbytes, arrays.pieces(data, size)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        view = _byte_view(data)
+        return len(view), (view[i:i + size] for i in range(0, len(view), size))
+    if hasattr(data, "read"):
+        return None, _read_file(data, size)
+    if isinstance(data, str):
+        raise TypeError("data is str; encode it to bytes first")
+    if isinstance(data, Iterable):
+        return None, _resplit(data, size)
+    raise TypeError(f"cannot push a {type(data).__name__}: give bytes, a binary file, "
+                    "an iterable of bytes or a numpy array")
+
+
+def _byte_view(data) -> memoryview:
+    view = memoryview(data)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")  # needs a C-contiguous buffer, as bytes() would
+    return view
+
+
+def _read_file(file, size: int) -> Iterator[bytes]:
+    while True:
+        piece = file.read(size)
+        if not piece:
+            return
+        if isinstance(piece, str):
+            raise TypeError("the file is open in text mode; open it with 'rb'")
+        yield piece
+
+
+def _resplit(chunks: Iterable, size: int) -> Iterator[memoryview]:
+    for chunk in chunks:
+        if isinstance(chunk, str) or not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError(f"the iterator gave a {type(chunk).__name__}, not bytes")
+        view = _byte_view(chunk)
+        for start in range(0, len(view), size):
+            yield view[start:start + size]
+
+
+def _receive(header: ModelHeader, messages) -> Any:
+    """The value of a pull, from its data messages."""
+    def data():
+        for message in messages:
+            if message.WhichOneof("message") != "data":
+                raise DataLoss("the daemon sent a second header in one pull")
+            yield message.data
+
+    if arrays.is_array(header.metadata):
+        try:
+            builder = arrays.ArrayBuilder(header.metadata, header.raw_size)
+            for piece in data():
+                builder.write(piece)
+            return builder.finish()
+        except ValueError as e:
+            raise DataLoss(f"{header.namespace}/{header.key} v{header.version}: {e}") from None
+    value = b"".join(data())
+    if len(value) != header.raw_size:
+        raise DataLoss(f"{header.namespace}/{header.key} v{header.version}: received "
+                       f"{len(value)} bytes, the header announced {header.raw_size}")
+    return value

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The quick start: builds modelsync, starts a local redis-server (unless
+# MODELSYNC_REDIS_URL names one), writes an identity file, starts the
+# daemon, pushes the real model weights, pulls them back, checks them and
+# prints the figures. Everything it starts lives in a temporary folder and
+# is stopped when it ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash .ci/setup
+cargo build --release --locked --quiet
+bin=$PWD/target/release/modelsync
+model=$(bash ../shared/data/fetch-real-model.sh)
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ -n "${MODELSYNC_REDIS_URL:-}" ]; then
+  redis=$MODELSYNC_REDIS_URL
+else
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
+    --logfile "$work/redis.log" &
+  pids+=($!)
+  redis=redis://127.0.0.1:$port/0
+  until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+fi
+
+echo "address: quickstart-node" > "$work/identity.yaml"
+socket=$work/modelsync.sock
+"$bin" --socket "$socket" serve --identity "$work/identity.yaml" --redis "$redis" 2>"$work/daemon.log" &
+pids+=($!)
+until "$bin" --socket "$socket" status >/dev/null 2>&1; do sleep 0.05; done
+
+echo "model:  $model ($(stat -c %s "$model") bytes)"
+echo "redis:  $redis"
+"$bin" --socket "$socket" push -n quickstart -k minilm "$model" --meta format=safetensors 2>&1
+"$bin" --socket "$socket" pull -n quickstart -k minilm -o "$work/pulled.safetensors" 2>&1
+if cmp -s "$model" "$work/pulled.safetensors"; then
+  echo "check:  pulled bytes are identical ($(sha256sum "$model" | cut -c1-16)...)"
+else
+  echo "check:  FAILED, pulled bytes differ" >&2
+  exit 1
+fi
+"$bin" --socket "$socket" exists -n quickstart -k minilm
