@@ -41,7 +41,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELSYNC_REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
 
-    /// Codec for new versions: none, zstd[:LEVEL] or zlib[:LEVEL] [default: zstd:1]
+    /// Codec for new versions: none, zstd[:LEVEL], zlib[:LEVEL] or shuffle-zstd[:LEVEL] [default: zstd:1]
     #[arg(long, env = "MODELSYNC_CODEC")]
     pub codec: Option<String>,
 

@@ -52,6 +52,16 @@ use crate::proto::v1::model_sync_server::ModelSyncServer;
 use crate::service::{Counters, Service, MAX_METADATA_BYTES};
 use crate::store::Store;
 
+/// HTTP/2 flow-control windows. The protocol's default of 64 KiB makes a
+/// 1 MiB message wait for many window updates; on a local socket a window
+/// of several messages keeps both sides busy.
+pub const STREAM_WINDOW: u32 = 8 << 20;
+pub const CONNECTION_WINDOW: u32 = 16 << 20;
+
+/// The largest HTTP/2 frame peers may send: fewer, larger frames per
+/// message. (The protocol's default is 16 KiB.)
+pub const MAX_FRAME: u32 = 1 << 20;
+
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -95,6 +105,9 @@ pub async fn run(
     };
     let (stop, deadline) = shutdown::with_deadline(trigger, config.shutdown_grace);
     let serving = tonic::transport::Server::builder()
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
         .add_service(api)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop);
 

@@ -11,6 +11,12 @@ use tracing::info;
 use modelsync::config::{Config, ServeArgs, DEFAULT_SOCKET};
 use modelsync::{cli, shutdown, socket};
 
+/// glibc's allocator maps and unmaps every multi-megabyte chunk buffer
+/// afresh, so each chunk paid for page faults and zeroing; mimalloc keeps
+/// such memory for reuse.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Start-up failed because of the configuration (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
 

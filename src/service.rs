@@ -100,6 +100,11 @@ impl Service {
             raw_size: header.raw_size,
             codec,
             expected_version: header.expected_version,
+            element_width: header
+                .element_width
+                .map(|w| u8::try_from(w).ok().filter(|w| (1..=64).contains(w)))
+                .map(|w| w.ok_or_else(|| Error::invalid("element_width must be between 1 and 64")))
+                .transpose()?,
         })
     }
 }
@@ -305,7 +310,7 @@ fn push_data(
             "a push carries exactly one header, as its first message",
         )),
         Ok(api::PushRequest { message: None }) => Err(Error::invalid(
-            "a push message carries neither header nor data",
+            "the client aborted the push (a message with neither header nor data); nothing was stored",
         )),
         Err(status) => Err(Error::Cancelled(status.message().to_string())),
     })

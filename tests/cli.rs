@@ -134,3 +134,30 @@ fn a_client_command_without_a_daemon_says_where_it_looked() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_whose_input_fails_stores_nothing() {
+    let redis = RedisServer::start();
+    let daemon = Daemon::start(&redis.url()).await;
+    let socket = daemon.socket.clone();
+    let folder = daemon.dir().to_owned();
+
+    let (push, exists) = tokio::task::spawn_blocking(move || {
+        // A folder as standard input: the first read fails.
+        let push = Command::new(BINARY)
+            .arg("--socket")
+            .arg(&socket)
+            .args(["push", "-n", "ns", "-k", "broken", "-"])
+            .stdin(std::fs::File::open(&folder).unwrap())
+            .output()
+            .unwrap();
+        let exists = cli(&socket, &["exists", "-n", "ns", "-k", "broken"]);
+        (push, exists)
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(push.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&push.stderr).contains("cannot read the input"));
+    assert_eq!(exists.status.code(), Some(3), "nothing was stored");
+}

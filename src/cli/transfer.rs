@@ -36,12 +36,15 @@ pub struct PushArgs {
     /// Seconds until this version expires (the daemon's TTL when unset)
     #[arg(long)]
     pub ttl: Option<u64>,
-    /// Codec for this version: none, zstd[:LEVEL] or zlib[:LEVEL] (the daemon's when unset)
+    /// Codec for this version: none, zstd[:LEVEL], zlib[:LEVEL] or shuffle-zstd[:LEVEL] (the daemon's when unset)
     #[arg(long)]
     pub codec: Option<String>,
     /// Fail with ABORTED unless the model is at this version now (0: absent)
     #[arg(long)]
     pub expect_version: Option<u64>,
+    /// Bytes per element, for the shuffle-zstd codec [default: 4]
+    #[arg(long)]
+    pub element_width: Option<u32>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +85,7 @@ pub async fn push(socket: &Path, args: PushArgs) -> Result<ExitCode, CliError> {
         raw_size: size,
         codec: args.codec.unwrap_or_default(),
         expected_version: args.expect_version,
+        element_width: args.element_width,
     };
     let progress = progress_bar(size);
     let started = Instant::now();
@@ -126,14 +130,12 @@ async fn send_file(
     }
     loop {
         let mut buffer = BytesMut::with_capacity(MESSAGE_BYTES);
-        while buffer.len() < MESSAGE_BYTES {
-            let n = input
-                .read_buf(&mut buffer)
-                .await
-                .map_err(|e| CliError::Local(format!("cannot read the input: {e}")))?;
-            if n == 0 {
-                break;
-            }
+        let read = fill(&mut input, &mut buffer).await;
+        if let Err(e) = read {
+            // Ending the stream would commit what was sent so far: send
+            // the abort message instead, so that nothing is stored.
+            let _ = tx.send(api::PushRequest { message: None }).await;
+            return Err(CliError::Local(format!("cannot read the input: {e}")));
         }
         if buffer.is_empty() {
             return Ok(());
@@ -147,6 +149,19 @@ async fn send_file(
             return Ok(());
         }
     }
+}
+
+/// Reads until the buffer holds a message's worth or the input ends.
+async fn fill(
+    input: &mut (dyn AsyncRead + Unpin + Send),
+    buffer: &mut BytesMut,
+) -> std::io::Result<()> {
+    while buffer.len() < MESSAGE_BYTES {
+        if input.read_buf(buffer).await? == 0 {
+            break;
+        }
+    }
+    Ok(())
 }
 
 pub async fn pull(socket: &Path, args: PullArgs) -> Result<ExitCode, CliError> {

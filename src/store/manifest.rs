@@ -61,6 +61,7 @@ impl Draft {
             updater: self.updater,
             updated_at_ms: self.updated_at_ms,
             metadata: self.metadata,
+            element_width: self.codec.width() as u32,
         }
         .encode_to_vec()
     }
@@ -78,6 +79,13 @@ impl Checked {
             )));
         }
         let codec: Codec = manifest.codec.parse().map_err(damaged)?;
+        if codec.width() > 0 && !(1..=64).contains(&manifest.element_width) {
+            return Err(damaged(format!(
+                "its element width {} is outside 1..=64",
+                manifest.element_width
+            )));
+        }
+        let codec = codec.with_width(manifest.element_width as u8);
         if manifest.chunk_size == 0 || manifest.chunk_size > MAX_CHUNK_SIZE {
             return Err(damaged(format!(
                 "its chunk size {} is outside 1..={MAX_CHUNK_SIZE}",

@@ -53,6 +53,8 @@ pub struct NewVersion {
     pub codec: Option<Codec>,
     /// Commit only if the key's current version is this one (0: absent).
     pub expected_version: Option<u64>,
+    /// The element width a shuffling codec shuffles by.
+    pub element_width: Option<u8>,
 }
 
 /// What a successful push stored.
@@ -112,7 +114,10 @@ impl Store {
         let namespace = self.namespace(&request.namespace);
         let ttl = request.ttl.unwrap_or(namespace.ttl);
         check_ttl(ttl)?;
-        let codec = request.codec.unwrap_or(namespace.codec);
+        let codec = request
+            .codec
+            .unwrap_or(namespace.codec)
+            .with_width(element_width(&request));
         match namespace.layout {
             Layout::Chunked => {
                 self.push_chunked(request, data, codec, ttl, namespace.chunk_size)
@@ -133,6 +138,31 @@ impl Store {
     fn describe(namespace: &str, key: &str) -> String {
         format!("key {key:?} in namespace {namespace:?}")
     }
+}
+
+/// The metadata entry in which clients name a numpy dtype, such as "<f4".
+pub const DTYPE_METADATA: &str = "modelsync.dtype";
+
+/// The element width to shuffle by: the push's own, else its dtype's
+/// item size, else float32's.
+fn element_width(request: &NewVersion) -> u8 {
+    let from_dtype = || {
+        let dtype = std::str::from_utf8(request.metadata.get(DTYPE_METADATA)?).ok()?;
+        let kind = dtype.trim_start_matches(['<', '>', '=', '|']);
+        let (letter, digits) = kind.split_at(kind.find(|c: char| c.is_ascii_digit())?);
+        let size: u8 = digits.parse().ok()?;
+        match letter {
+            "f" | "i" | "u" => Some(size),
+            // Complex numbers are pairs of floats.
+            "c" => Some(size / 2),
+            _ => None,
+        }
+    };
+    request
+        .element_width
+        .or_else(from_dtype)
+        .filter(|w| (1..=64).contains(w))
+        .unwrap_or(crate::codec::DEFAULT_ELEMENT_WIDTH)
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PushHeader(_message.Message):
-    __slots__ = ("namespace", "key", "metadata", "ttl_seconds", "raw_size", "codec", "expected_version")
+    __slots__ = ("namespace", "key", "metadata", "ttl_seconds", "raw_size", "codec", "expected_version", "element_width")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class PushHeader(_message.Message):
     RAW_SIZE_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ELEMENT_WIDTH_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     key: str
     metadata: _containers.ScalarMap[str, bytes]
@@ -29,7 +30,8 @@ class PushHeader(_message.Message):
     raw_size: int
     codec: str
     expected_version: int
-    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ..., metadata: _Optional[_Mapping[str, bytes]] = ..., ttl_seconds: _Optional[int] = ..., raw_size: _Optional[int] = ..., codec: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+    element_width: int
+    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ..., metadata: _Optional[_Mapping[str, bytes]] = ..., ttl_seconds: _Optional[int] = ..., raw_size: _Optional[int] = ..., codec: _Optional[str] = ..., expected_version: _Optional[int] = ..., element_width: _Optional[int] = ...) -> None: ...
 
 class PushRequest(_message.Message):
     __slots__ = ("header", "data")

@@ -77,7 +77,14 @@ class ModelSyncServicer:
     def Push(self, request_iterator, context):
         """Stores a new version of a model: one PushRequest with a header, then
         PushRequests with data, in order. The version becomes visible to readers
-        only once every byte is stored.
+        only once every byte is stored, after the client ends its stream.
+
+        A client that must give up part-way (its source failed) sends a
+        PushRequest with neither header nor data: the push then fails with
+        INVALID_ARGUMENT and stores nothing. Cancelling the call alone is not
+        enough with HTTP/2 stacks that end the stream cleanly before they reset
+        it, which would commit what was sent so far. Declaring `raw_size` in
+        the header guards against the same.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
