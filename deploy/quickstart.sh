@@ -21,6 +21,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Waits up to 20 s for a command to succeed while process $1 lives; shows
+# its log ($2) and fails otherwise.
+wait_for() {
+  local pid=$1 log=$2
+  shift 2
+  for _ in $(seq 400); do
+    "$@" >/dev/null 2>&1 && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "quickstart: $(basename "$log" .log) exited at start-up:" >&2
+      cat "$log" >&2
+      exit 1
+    fi
+    sleep 0.05
+  done
+  echo "quickstart: $(basename "$log" .log) did not become ready in 20 s:" >&2
+  cat "$log" >&2
+  exit 1
+}
+
 if [ -n "${MODELSYNC_REDIS_URL:-}" ]; then
   redis=$MODELSYNC_REDIS_URL
 else
@@ -29,14 +48,14 @@ else
     --logfile "$work/redis.log" &
   pids+=($!)
   redis=redis://127.0.0.1:$port/0
-  until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+  wait_for "$!" "$work/redis.log" redis-cli -p "$port" ping
 fi
 
 echo "address: quickstart-node" > "$work/identity.yaml"
 socket=$work/modelsync.sock
 "$bin" --socket "$socket" serve --identity "$work/identity.yaml" --redis "$redis" 2>"$work/daemon.log" &
 pids+=($!)
-until "$bin" --socket "$socket" status >/dev/null 2>&1; do sleep 0.05; done
+wait_for "$!" "$work/daemon.log" "$bin" --socket "$socket" health
 
 echo "model:  $model ($(stat -c %s "$model") bytes)"
 echo "redis:  $redis"

@@ -2,6 +2,7 @@
 //! the environment (clap does both), and checked once at start-up.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -80,6 +81,11 @@ pub struct ServeArgs {
     /// Permissions of the socket file, in octal [default: 660]
     #[arg(long, env = "MODELSYNC_SOCKET_MODE")]
     pub socket_mode: Option<String>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics, such as
+    /// 127.0.0.1:9464; a bare port means loopback [default: off]
+    #[arg(long, env = "MODELSYNC_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 /// The configuration file: the same options as the flags, plus settings
@@ -100,6 +106,7 @@ pub struct FileConfig {
     pub redis_timeout: Option<f64>,
     pub shutdown_grace: Option<f64>,
     pub socket_mode: Option<String>,
+    pub metrics_addr: Option<String>,
     #[serde(default)]
     pub namespaces: BTreeMap<String, NamespaceFile>,
 }
@@ -150,6 +157,8 @@ pub struct Config {
     pub max_message_bytes: usize,
     pub shutdown_grace: Duration,
     pub socket_mode: u32,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// How models are cut and kept in Redis: defaults, and the namespaces
@@ -195,6 +204,7 @@ impl Config {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             shutdown_grace: Duration::from_secs_f64(DEFAULT_SHUTDOWN_GRACE_SECONDS),
             socket_mode: 0o660,
+            metrics_addr: None,
         }
     }
 
@@ -251,6 +261,11 @@ impl Config {
                     format!("{mode:?} is not an octal file mode such as 660"),
                 )
             })?;
+        let metrics = args
+            .metrics_addr
+            .as_deref()
+            .or(file.metrics_addr.as_deref());
+        config.metrics_addr = metrics.map(metrics_addr).transpose()?;
         config.check()?;
         Ok(config)
     }
@@ -485,6 +500,20 @@ fn redis_connection(url: Option<&str>) -> Result<ConnectionInfo, ConfigError> {
         .into_connection_info()
         .expect("a TCP address is a connection");
     Ok(info.set_redis_settings(settings))
+}
+
+/// An address to listen on; a bare port (`9464` or `:9464`) is loopback.
+fn metrics_addr(text: &str) -> Result<SocketAddr, ConfigError> {
+    let port = text.strip_prefix(':').unwrap_or(text);
+    if let Ok(port) = port.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| {
+        invalid(
+            "metrics_addr",
+            format!("{text:?} is not an address such as 127.0.0.1:9464"),
+        )
+    })
 }
 
 fn seconds(option: &str, value: Option<f64>, default: f64) -> Result<Duration, ConfigError> {

@@ -12,14 +12,19 @@
 //!
 //! Around them: [`config`] (every option and its default), [`identity`]
 //! (the node's address), [`shutdown`] (signals and the drain), [`error`]
-//! (why a call failed), [`cli`] (the client commands) and [`proto`] (the
-//! generated API and storage types).
+//! (why a call failed), [`call`] (accounting for calls), [`health`] (the
+//! gRPC health service, following Redis), [`metrics`] (what is counted,
+//! and the Prometheus endpoint), [`cli`] (the client commands) and
+//! [`proto`] (the generated API and storage types).
 
+pub mod call;
 pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod identity;
+pub mod metrics;
 pub mod redis;
 pub mod service;
 pub mod shutdown;
@@ -38,6 +43,9 @@ pub mod proto {
     pub mod storage {
         tonic::include_proto!("modelsync.storage.v1");
     }
+
+    /// Every message and service above, for gRPC reflection.
+    pub const DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("modelsync_descriptor");
 }
 
 use std::future::Future;
@@ -47,9 +55,10 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tracing::{info, warn};
 
+use crate::call::Counters;
 use crate::config::Config;
 use crate::proto::v1::model_sync_server::ModelSyncServer;
-use crate::service::{Counters, Service, MAX_METADATA_BYTES};
+use crate::service::{Service, MAX_METADATA_BYTES};
 use crate::store::Store;
 
 /// HTTP/2 flow-control windows. The protocol's default of 64 KiB makes a
@@ -80,7 +89,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let redis = redis::Redis::new(&config.redis)?;
-    tokio::spawn(report_redis(redis.clone()));
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_not_serving::<ModelSyncServer<Service>>().await;
+    let redis_state = Arc::new(health::RedisState::default());
+    let probe = health::watch_redis(redis.clone(), reporter, redis_state.clone());
+    let _probe = AbortOnDrop(tokio::spawn(probe));
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| error::Error::Internal(format!("reflection: {e}")))?;
 
     let store = Arc::new(Store::new(
         redis,
@@ -88,7 +106,7 @@ pub async fn run(
         config.identity.address.clone(),
     ));
     let counters = Arc::new(Counters::default());
-    let service = Service::new(store, &config, counters.clone());
+    let service = Service::new(store, &config, counters.clone(), redis_state);
     // Room for one data message plus a header's metadata.
     let limit = config.max_message_bytes + MAX_METADATA_BYTES + (64 << 10);
     let api = ModelSyncServer::new(service)
@@ -109,6 +127,8 @@ pub async fn run(
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)
         .add_service(api)
+        .add_service(health)
+        .add_service(reflection)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop);
 
     tokio::select! {
@@ -123,13 +143,11 @@ pub async fn run(
     Ok(())
 }
 
-/// Says once, at start-up, whether Redis answers; the daemon serves either
-/// way and connects when Redis does.
-async fn report_redis(redis: redis::Redis) {
-    match redis.ping().await {
-        Ok(()) => info!(endpoint = redis.endpoint(), "connected to redis"),
-        Err(e) => {
-            warn!(endpoint = redis.endpoint(), error = %e, "redis does not answer yet; calls fail until it does")
-        }
+/// Ends a background task when its owner ends.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -43,8 +43,24 @@ struct Cli {
 enum Command {
     /// Run the daemon
     Serve(ServeArgs),
+    /// Check a configuration without starting the daemon
+    #[command(subcommand)]
+    Config(ConfigCommand),
     #[command(flatten)]
     Client(cli::Command),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file (with the flags and environment that
+    /// `serve` would see) and print the effective configuration; secrets
+    /// show only as "set"
+    Check {
+        /// The YAML configuration file
+        file: PathBuf,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -61,6 +77,10 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("starting the async runtime");
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(cli.socket, args)),
+        Command::Config(ConfigCommand::Check { file, mut serve }) => {
+            serve.config = Some(file);
+            check_config(cli.socket, &serve)
+        }
         Command::Client(command) => {
             let socket = cli.socket.unwrap_or_else(|| DEFAULT_SOCKET.into());
             runtime.block_on(cli::run(&socket, command))
@@ -84,6 +104,13 @@ async fn serve(socket: Option<PathBuf>, args: ServeArgs) -> ExitCode {
         }
     };
 
+    if let Some(addr) = config.metrics_addr {
+        if let Err(e) = modelsync::metrics::install(addr) {
+            eprintln!("modelsync: {e}");
+            return ExitCode::FAILURE;
+        }
+        info!(%addr, "serving metrics at /metrics");
+    }
     info!(
         version = env!("CARGO_PKG_VERSION"),
         address = %config.identity.address,
@@ -104,6 +131,19 @@ async fn serve(socket: Option<PathBuf>, args: ServeArgs) -> ExitCode {
         Err(e) => {
             eprintln!("modelsync: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(socket: Option<PathBuf>, args: &ServeArgs) -> ExitCode {
+    match Config::load(args, socket) {
+        Ok(config) => {
+            println!("{config:#?}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("modelsync: {e}");
+            ExitCode::from(EXIT_CONFIG)
         }
     }
 }

@@ -3,7 +3,6 @@
 //! and the store.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +11,10 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
+use crate::call::{Call, Counters};
 use crate::config::{Config, Layout, NamespaceSettings};
 use crate::error::Error;
+use crate::health::RedisState;
 use crate::identity::Identity;
 use crate::proto::v1 as api;
 use crate::proto::v1::model_sync_server::ModelSync;
@@ -34,47 +35,23 @@ pub struct Service {
     max_message_bytes: usize,
     started: Instant,
     counters: Arc<Counters>,
-}
-
-/// Calls served and in flight, for Status and for the shutdown log.
-#[derive(Default)]
-pub struct Counters {
-    served: AtomicU64,
-    in_flight: AtomicUsize,
-}
-
-impl Counters {
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-}
-
-/// Counts a call from its start until it is dropped, which for a streaming
-/// response is when the stream ends.
-struct CallGuard(Arc<Counters>);
-
-impl CallGuard {
-    fn new(counters: &Arc<Counters>) -> Self {
-        counters.served.fetch_add(1, Ordering::Relaxed);
-        counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        CallGuard(counters.clone())
-    }
-}
-
-impl Drop for CallGuard {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
+    redis_state: Arc<RedisState>,
 }
 
 impl Service {
-    pub fn new(store: Arc<Store>, config: &Config, counters: Arc<Counters>) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        config: &Config,
+        counters: Arc<Counters>,
+        redis_state: Arc<RedisState>,
+    ) -> Self {
         Service {
             store,
             identity: config.identity.clone(),
             max_message_bytes: config.max_message_bytes,
             started: Instant::now(),
             counters,
+            redis_state,
         }
     }
 
@@ -115,35 +92,8 @@ impl ModelSync for Service {
         &self,
         request: Request<Streaming<api::PushRequest>>,
     ) -> Result<Response<api::PushResponse>, Status> {
-        let _call = CallGuard::new(&self.counters);
-        let mut messages = request.into_inner();
-
-        let first = messages.message().await?;
-        let header = match first.and_then(|m| m.message) {
-            Some(api::push_request::Message::Header(header)) => header,
-            _ => {
-                return Err(fail(
-                    "push",
-                    Error::invalid("the first message of a push must be its header"),
-                ))
-            }
-        };
-        let new = Service::new_version(header).map_err(|e| fail("push", e))?;
-        let (namespace, key) = (new.namespace.clone(), new.key.clone());
-        debug!(%namespace, %key, "push");
-
-        let data = push_data(messages, self.max_message_bytes);
-        let committed = self
-            .store
-            .push(new, data)
-            .await
-            .map_err(|e| fail("push", e))?;
-        Ok(Response::new(api::PushResponse {
-            version: committed.version,
-            raw_size: committed.raw_size,
-            stored_size: committed.stored_size,
-            chunk_count: committed.chunk_count,
-        }))
+        let call = Call::start(&self.counters, "push");
+        call.finish(self.push(request.into_inner()).await.map(Response::new))
     }
 
     type PullStream = ResponseStream<api::PullResponse>;
@@ -152,59 +102,24 @@ impl ModelSync for Service {
         &self,
         request: Request<api::PullRequest>,
     ) -> Result<Response<Self::PullStream>, Status> {
-        let call = CallGuard::new(&self.counters);
-        let api::PullRequest { namespace, key } = request.into_inner();
-        check_names(&namespace, &key).map_err(|e| fail("pull", e))?;
-        debug!(%namespace, %key, "pull");
-
-        let snapshot = self
-            .store
-            .open(&namespace, &key)
-            .await
-            .map_err(|e| fail("pull", e))?;
-        let header = api::PullResponse {
-            message: Some(api::pull_response::Message::Header(to_header(
-                &snapshot.info,
-            ))),
-        };
-        let max = self.max_message_bytes;
-        let data = self.store.chunks(snapshot).flat_map(move |chunk| {
-            let pieces: Vec<Result<Bytes, Error>> = match chunk {
-                Ok(chunk) => split(chunk, max).map(Ok).collect(),
-                Err(e) => vec![Err(e)],
-            };
-            futures::stream::iter(pieces)
-        });
-        let data = data.map(move |piece| {
-            let _ = &call;
-            piece
-                .map(|bytes| api::PullResponse {
-                    message: Some(api::pull_response::Message::Data(bytes)),
-                })
-                .map_err(|e| fail("pull", e))
-        });
-        let stream = futures::stream::once(async { Ok(header) }).chain(data);
-        Ok(Response::new(Box::pin(stream)))
+        let call = Call::start(&self.counters, "pull");
+        match self.pull(request.into_inner()).await {
+            Ok((stream, on_success)) => Ok(Response::new(Box::pin(call.track(stream, on_success)))),
+            Err(status) => call.finish(Err(status)),
+        }
     }
 
     async fn exists(
         &self,
         request: Request<api::ExistsRequest>,
     ) -> Result<Response<api::ExistsResponse>, Status> {
-        let _call = CallGuard::new(&self.counters);
+        let call = Call::start(&self.counters, "exists");
         let api::ExistsRequest { namespace, key } = request.into_inner();
-        check_names(&namespace, &key).map_err(|e| fail("exists", e))?;
-        debug!(%namespace, %key, "exists");
-
-        let snapshot = self
-            .store
-            .head(&namespace, &key)
+        let result = self
+            .exists(namespace, key)
             .await
-            .map_err(|e| fail("exists", e))?;
-        Ok(Response::new(api::ExistsResponse {
-            exists: snapshot.is_some(),
-            header: snapshot.map(|info| to_header(&info)),
-        }))
+            .map_err(|e| fail("exists", e));
+        call.finish(result.map(Response::new))
     }
 
     type ListStream = ResponseStream<api::ListResponse>;
@@ -213,14 +128,14 @@ impl ModelSync for Service {
         &self,
         request: Request<api::ListRequest>,
     ) -> Result<Response<Self::ListStream>, Status> {
-        let call = CallGuard::new(&self.counters);
+        let call = Call::start(&self.counters, "list");
         let namespace = request.into_inner().namespace;
-        check_name("namespace", &namespace).map_err(|e| fail("list", e))?;
+        if let Err(e) = check_name("namespace", &namespace) {
+            return call.finish(Err(fail("list", e)));
+        }
         debug!(%namespace, "list");
 
-        let batches = self.store.list(&namespace);
-        let stream = batches.flat_map(move |batch| {
-            let _ = &call;
+        let stream = self.store.list(&namespace).flat_map(|batch| {
             let items: Vec<Result<api::ListResponse, Status>> = match batch {
                 Ok(infos) => infos
                     .iter()
@@ -234,57 +149,155 @@ impl ModelSync for Service {
             };
             futures::stream::iter(items)
         });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(Box::pin(call.track(Box::pin(stream), || {}))))
     }
 
     async fn delete(
         &self,
         request: Request<api::DeleteRequest>,
     ) -> Result<Response<api::DeleteResponse>, Status> {
-        let _call = CallGuard::new(&self.counters);
+        let call = Call::start(&self.counters, "delete");
         let api::DeleteRequest { namespace, key } = request.into_inner();
-        check_names(&namespace, &key).map_err(|e| fail("delete", e))?;
-        debug!(%namespace, %key, "delete");
-
-        let deleted = self
-            .store
-            .delete(&namespace, &key)
-            .await
-            .map_err(|e| fail("delete", e))?;
-        Ok(Response::new(api::DeleteResponse { deleted }))
+        let result = async {
+            check_names(&namespace, &key)?;
+            debug!(%namespace, %key, "delete");
+            let deleted = self.store.delete(&namespace, &key).await?;
+            Ok(api::DeleteResponse { deleted })
+        };
+        call.finish(
+            result
+                .await
+                .map(Response::new)
+                .map_err(|e| fail("delete", e)),
+        )
     }
 
     async fn status(
         &self,
         _request: Request<api::StatusRequest>,
     ) -> Result<Response<api::StatusResponse>, Status> {
-        let _call = CallGuard::new(&self.counters);
-        let redis_connected = self.store.redis().ping().await.is_ok();
+        let call = Call::start(&self.counters, "status");
+        let redis_connected = self.redis_state.is_up();
         let configured = &self.store.settings().namespaces;
-        Ok(Response::new(api::StatusResponse {
+        call.finish(Ok(Response::new(api::StatusResponse {
             address: self.identity.address.clone(),
             labels: self.identity.labels.clone().into_iter().collect(),
             redis_endpoint: self.store.redis().endpoint().to_string(),
             redis_connected,
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_seconds: self.started.elapsed().as_secs(),
-            calls_served: self.counters.served.load(Ordering::Relaxed),
+            calls_served: self.counters.served(),
             max_message_bytes: self.max_message_bytes as u64,
+            redis_rtt_ms: self.redis_state.rtt().as_secs_f64() * 1000.0,
             namespaces: configured
                 .iter()
                 .map(|(name, settings)| namespace_info(name, settings))
                 .collect(),
-        }))
+        })))
     }
 
     async fn namespace(
         &self,
         request: Request<api::NamespaceRequest>,
     ) -> Result<Response<api::NamespaceInfo>, Status> {
+        let call = Call::start(&self.counters, "namespace");
         let namespace = request.into_inner().namespace;
-        check_name("namespace", &namespace).map_err(|e| fail("namespace", e))?;
-        let settings = self.store.namespace(&namespace);
-        Ok(Response::new(namespace_info(&namespace, &settings)))
+        let result = check_name("namespace", &namespace)
+            .map(|()| namespace_info(&namespace, &self.store.namespace(&namespace)))
+            .map_err(|e| fail("namespace", e));
+        call.finish(result.map(Response::new))
+    }
+}
+
+/// What a pull answers with: its response stream, and what to record once
+/// that stream has ended whole.
+type PullAnswer = (ResponseStream<api::PullResponse>, Box<dyn FnOnce() + Send>);
+
+impl Service {
+    async fn push(
+        &self,
+        mut messages: Streaming<api::PushRequest>,
+    ) -> Result<api::PushResponse, Status> {
+        let header = match messages.message().await?.and_then(|m| m.message) {
+            Some(api::push_request::Message::Header(header)) => header,
+            _ => {
+                let error = Error::invalid("the first message of a push must be its header");
+                return Err(fail("push", error));
+            }
+        };
+        let new = Service::new_version(header).map_err(|e| fail("push", e))?;
+        debug!(namespace = %new.namespace, key = %new.key, "push");
+
+        let data = push_data(messages, self.max_message_bytes);
+        let committed = self
+            .store
+            .push(new, data)
+            .await
+            .map_err(|e| fail("push", e))?;
+        crate::metrics::transferred(
+            "push",
+            &committed.codec,
+            committed.raw_size,
+            committed.stored_size,
+            committed.chunk_count,
+        );
+        Ok(api::PushResponse {
+            version: committed.version,
+            raw_size: committed.raw_size,
+            stored_size: committed.stored_size,
+            chunk_count: committed.chunk_count,
+        })
+    }
+
+    async fn pull(&self, request: api::PullRequest) -> Result<PullAnswer, Status> {
+        let api::PullRequest { namespace, key } = request;
+        check_names(&namespace, &key).map_err(|e| fail("pull", e))?;
+        debug!(%namespace, %key, "pull");
+
+        let snapshot = self
+            .store
+            .open(&namespace, &key)
+            .await
+            .map_err(|e| fail("pull", e))?;
+        let info = snapshot.info.clone();
+        let header = api::PullResponse {
+            message: Some(api::pull_response::Message::Header(to_header(&info))),
+        };
+        let max = self.max_message_bytes;
+        let data = self.store.chunks(snapshot).flat_map(move |chunk| {
+            let pieces: Vec<Result<api::PullResponse, Status>> = match chunk {
+                Ok(chunk) => split(chunk, max)
+                    .map(|bytes| {
+                        Ok(api::PullResponse {
+                            message: Some(api::pull_response::Message::Data(bytes)),
+                        })
+                    })
+                    .collect(),
+                Err(e) => vec![Err(fail("pull", e))],
+            };
+            futures::stream::iter(pieces)
+        });
+        let stream = futures::stream::once(async { Ok(header) }).chain(data);
+        let on_success = move || {
+            crate::metrics::transferred(
+                "pull",
+                &info.codec,
+                info.raw_size,
+                info.stored_size,
+                info.chunk_count,
+            )
+        };
+        Ok((Box::pin(stream), Box::new(on_success)))
+    }
+
+    async fn exists(&self, namespace: String, key: String) -> Result<api::ExistsResponse, Error> {
+        check_names(&namespace, &key)?;
+        debug!(%namespace, %key, "exists");
+        let info = self.store.head(&namespace, &key).await?;
+        Ok(api::ExistsResponse {
+            exists: info.is_some(),
+            header: info.map(|info| to_header(&info)),
+        })
     }
 }
 

@@ -106,7 +106,7 @@ async fn pull_of_a_missing_key_exits_3_and_leaves_no_file() {
     .unwrap();
 
     assert_eq!(pull.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&pull.stderr).contains("NotFound"));
+    assert!(String::from_utf8_lossy(&pull.stderr).contains("NOT_FOUND"));
     assert!(!out.exists());
     let leftovers: Vec<_> = std::fs::read_dir(daemon.dir())
         .unwrap()

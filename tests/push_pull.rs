@@ -57,7 +57,15 @@ async fn every_codec_round_trips() {
     let mut client = daemon.client().await;
     let data = sample(5 * CHUNK as usize + 17, 9);
 
-    for codec in ["none", "zstd", "zstd:7", "zlib", "zlib:1", "shuffle-zstd", "shuffle-zstd:3"] {
+    for codec in [
+        "none",
+        "zstd",
+        "zstd:7",
+        "zlib",
+        "zlib:1",
+        "shuffle-zstd",
+        "shuffle-zstd:3",
+    ] {
         let mut head = header("ns", codec);
         head.codec = codec.into();
         push(&mut client, head, data.clone()).await.unwrap();
@@ -74,17 +82,27 @@ async fn shuffling_by_any_element_width_round_trips() {
     let mut client = daemon.client().await;
     let data = sample(2 * CHUNK as usize + 5, 11);
 
-    let widths = [(Some(2), None), (None, Some("<f8")), (None, Some(">i2")), (Some(3), Some("<f4"))];
+    let widths = [
+        (Some(2), None),
+        (None, Some("<f8")),
+        (None, Some(">i2")),
+        (Some(3), Some("<f4")),
+    ];
     for (i, (width, dtype)) in widths.into_iter().enumerate() {
         let key = format!("w{i}");
         let mut head = header("ns", &key);
         head.codec = "shuffle-zstd".into();
         head.element_width = width;
         if let Some(dtype) = dtype {
-            head.metadata.insert("modelsync.dtype".into(), Bytes::from(dtype));
+            head.metadata
+                .insert("modelsync.dtype".into(), Bytes::from(dtype));
         }
         push(&mut client, head, data.clone()).await.unwrap();
-        assert_eq!(pull(&mut client, "ns", &key).await.unwrap().1, data, "{width:?} {dtype:?}");
+        assert_eq!(
+            pull(&mut client, "ns", &key).await.unwrap().1,
+            data,
+            "{width:?} {dtype:?}"
+        );
     }
 
     let mut head = header("ns", "bad");

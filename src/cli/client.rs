@@ -11,6 +11,13 @@ use crate::proto::v1::model_sync_client::ModelSyncClient;
 
 /// Connects to the daemon listening at `socket`.
 pub async fn connect(socket: &Path) -> Result<ModelSyncClient<Channel>, CliError> {
+    Ok(ModelSyncClient::new(channel(socket).await?)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20))
+}
+
+/// Opens a channel to the daemon at `socket`, for any of its services.
+pub async fn channel(socket: &Path) -> Result<Channel, CliError> {
     let path = socket.to_owned();
     // The URI is required by the API but unused: every connection goes to
     // the socket. "localhost" keeps the HTTP/2 authority valid.
@@ -27,9 +34,7 @@ pub async fn connect(socket: &Path) -> Result<ModelSyncClient<Channel>, CliError
             socket: socket.to_owned(),
             reason: source_text(&e),
         })?;
-    Ok(ModelSyncClient::new(channel)
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20))
+    Ok(channel)
 }
 
 /// The innermost cause, which says more than the transport's own wrapper.

@@ -81,9 +81,9 @@ pub async fn status(socket: &Path) -> Result<ExitCode, CliError> {
         println!("label:        {name}={value}");
     }
     let state = if s.redis_connected {
-        "connected"
+        format!("connected, round trip {:.2} ms", s.redis_rtt_ms)
     } else {
-        "not answering"
+        "not answering".to_string()
     };
     println!("redis:        {} ({state})", s.redis_endpoint);
     println!("version:      {}", s.version);
@@ -105,6 +105,23 @@ pub async fn status(socket: &Path) -> Result<ExitCode, CliError> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub async fn health(socket: &Path) -> Result<ExitCode, CliError> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+
+    let mut client = HealthClient::new(super::channel(socket).await?);
+    let request = HealthCheckRequest {
+        service: String::new(),
+    };
+    let status = client.check(request).await?.into_inner().status();
+    println!("{}", status.as_str_name());
+    Ok(if status == ServingStatus::Serving {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// One line about a model version.

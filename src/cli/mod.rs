@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use tonic::Code;
 
-pub use client::connect;
+pub use client::{channel, connect};
 
 /// Exit status for a model that does not exist, as the legacy client used.
 pub const EXIT_NOT_FOUND: u8 = 3;
@@ -30,6 +30,9 @@ pub enum Command {
     Delete(inspect::NameArgs),
     /// Show the daemon's identity, Redis and counters
     Status,
+    /// Ask the gRPC health service: exit status 0 while SERVING (Redis
+    /// answers), 1 otherwise
+    Health,
 }
 
 /// Why a client command failed.
@@ -54,6 +57,7 @@ pub async fn run(socket: &Path, command: Command) -> ExitCode {
         Command::List(args) => inspect::list(socket, args).await,
         Command::Delete(args) => inspect::delete(socket, args).await,
         Command::Status => inspect::status(socket).await,
+        Command::Health => inspect::health(socket).await,
     };
     match result {
         Ok(code) => code,
@@ -69,8 +73,8 @@ pub async fn run(socket: &Path, command: Command) -> ExitCode {
     }
 }
 
-fn code_name(code: Code) -> String {
-    format!("{code:?}")
+fn code_name(code: Code) -> &'static str {
+    crate::metrics::code_name(code)
 }
 
 /// Megabytes (10^6 bytes) per second, as the legacy benchmark counts them.

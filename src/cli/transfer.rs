@@ -234,7 +234,7 @@ impl Output {
         let partial = target.with_file_name(format!(".{name}.partial-{}", std::process::id()));
         let file = tokio::fs::File::create(&partial)
             .await
-            .map_err(|e| CliError::Local(format!("cannot create {}: {e}", partial.display())))?;
+            .map_err(|e| CliError::Local(format!("cannot create {}: {e}", target.display())))?;
         Ok(Output {
             writer: Box::new(tokio::io::BufWriter::with_capacity(1 << 20, file)),
             rename: Some((partial, target.to_owned())),

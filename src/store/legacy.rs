@@ -107,6 +107,7 @@ impl Store {
             raw_size,
             stored_size,
             chunk_count: 1,
+            codec: "zlib".to_string(),
         })
     }
 

@@ -64,6 +64,8 @@ pub struct Committed {
     pub raw_size: u64,
     pub stored_size: u64,
     pub chunk_count: u64,
+    /// The codec's name, such as "zstd".
+    pub codec: String,
 }
 
 /// What is known of one committed version of a model.

@@ -242,6 +242,7 @@ impl<'a> Upload<'a> {
                     raw_size: self.raw_size,
                     stored_size: self.stored_size,
                     chunk_count,
+                    codec: self.codec.name().to_string(),
                 })
             }
             2 => Err(Error::Unavailable {

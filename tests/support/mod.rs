@@ -105,8 +105,11 @@ impl RedisServer {
         while Instant::now() < deadline {
             if let Ok(client) = redis::Client::open(self.url()) {
                 if let Ok(mut conn) = client.get_connection() {
-                    if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                        return;
+                    // A server that wants a password is up all the same.
+                    match redis::cmd("PING").query::<String>(&mut conn) {
+                        Ok(_) => return,
+                        Err(e) if e.code() == Some("NOAUTH") => return,
+                        Err(_) => {}
                     }
                 }
             }

@@ -149,7 +149,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("address", "labels", "redis_endpoint", "redis_connected", "version", "uptime_seconds", "calls_served", "max_message_bytes", "namespaces")
+    __slots__ = ("address", "labels", "redis_endpoint", "redis_connected", "version", "uptime_seconds", "calls_served", "max_message_bytes", "namespaces", "redis_rtt_ms")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +166,7 @@ class StatusResponse(_message.Message):
     CALLS_SERVED_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    REDIS_RTT_MS_FIELD_NUMBER: _ClassVar[int]
     address: str
     labels: _containers.ScalarMap[str, str]
     redis_endpoint: str
@@ -175,7 +176,8 @@ class StatusResponse(_message.Message):
     calls_served: int
     max_message_bytes: int
     namespaces: _containers.RepeatedCompositeFieldContainer[NamespaceInfo]
-    def __init__(self, address: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., redis_endpoint: _Optional[str] = ..., redis_connected: _Optional[bool] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[int] = ..., calls_served: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., namespaces: _Optional[_Iterable[_Union[NamespaceInfo, _Mapping]]] = ...) -> None: ...
+    redis_rtt_ms: float
+    def __init__(self, address: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., redis_endpoint: _Optional[str] = ..., redis_connected: _Optional[bool] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[int] = ..., calls_served: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., namespaces: _Optional[_Iterable[_Union[NamespaceInfo, _Mapping]]] = ..., redis_rtt_ms: _Optional[float] = ...) -> None: ...
 
 class NamespaceRequest(_message.Message):
     __slots__ = ("namespace",)

@@ -1,0 +1,129 @@
+//! The real weights pushed and pulled whole through the daemon, once per
+//! codec; every round stores a new version of the same key, as a trainer
+//! publishing its model does.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::runtime::Runtime;
+
+use crate::daemon::Client;
+use crate::measure::{best_of, mb_per_s};
+use crate::report::{item, section};
+use crate::transfer::{header, pull, push};
+
+const NAMESPACE: &str = "bench";
+
+/// A codec as the table names it, as a push header asks for it (empty:
+/// the daemon's default), and the key its runs store under.
+pub struct Codec {
+    pub label: &'static str,
+    pub request: &'static str,
+    key: &'static str,
+}
+
+pub const NONE: Codec = Codec {
+    label: "none",
+    request: "none",
+    key: "weights-none",
+};
+pub const DEFAULT: Codec = Codec {
+    label: "zstd (default)",
+    request: "",
+    key: "weights-default",
+};
+pub const ZLIB: Codec = Codec {
+    label: "zlib",
+    request: "zlib",
+    key: "weights-zlib",
+};
+const CODECS: [Codec; 3] = [NONE, DEFAULT, ZLIB];
+
+#[derive(Debug, Clone, Copy)]
+pub struct Large {
+    pub codec: &'static str,
+    pub raw_size: u64,
+    pub push: Duration,
+    pub pull: Duration,
+    pub stored_size: u64,
+}
+
+pub fn measure(rt: &Runtime, client: &mut Client, weights: &Bytes, rounds: usize) -> Vec<Large> {
+    CODECS
+        .iter()
+        .map(|codec| measure_codec(rt, client, codec, weights, rounds))
+        .collect()
+}
+
+fn measure_codec(
+    rt: &Runtime,
+    client: &mut Client,
+    codec: &Codec,
+    weights: &Bytes,
+    rounds: usize,
+) -> Large {
+    let head = header(NAMESPACE, codec.key, codec.request, weights.len() as u64);
+    let (push_time, pushed) = best_of(rounds, || {
+        rt.block_on(push(client, head.clone(), weights.clone()))
+            .unwrap_or_else(|e| panic!("push with codec {}: {e}", codec.label))
+    });
+    let (pull_time, pulled) = best_of(rounds, || {
+        rt.block_on(pull(client, NAMESPACE, codec.key))
+            .unwrap_or_else(|e| panic!("pull with codec {}: {e}", codec.label))
+    });
+    assert!(
+        pulled == weights[..],
+        "codec {}: the pull differs from the push",
+        codec.label
+    );
+
+    Large {
+        codec: codec.label,
+        raw_size: weights.len() as u64,
+        push: push_time,
+        pull: pull_time,
+        stored_size: pushed.stored_size,
+    }
+}
+
+impl Large {
+    pub fn push_rate(&self) -> f64 {
+        mb_per_s(self.raw_size, self.push)
+    }
+
+    pub fn pull_rate(&self) -> f64 {
+        mb_per_s(self.raw_size, self.pull)
+    }
+
+    /// One client alternating pushes and pulls: bytes moved over the time
+    /// both took, as the concurrent clients are counted.
+    pub fn round_trip_rate(&self) -> f64 {
+        mb_per_s(2 * self.raw_size, self.push + self.pull)
+    }
+
+    pub fn stored_ratio(&self) -> f64 {
+        self.stored_size as f64 / self.raw_size as f64
+    }
+
+    /// The run of one codec among those measured.
+    pub fn of<'a>(runs: &'a [Large], codec: &Codec) -> &'a Large {
+        runs.iter()
+            .find(|run| run.codec == codec.label)
+            .expect("every codec is measured")
+    }
+
+    pub fn print_all(runs: &[Large], rounds: usize) {
+        section(&format!(
+            "daemon, real weights, one client, fastest of {rounds} (MB/s; stored / raw)"
+        ));
+        for run in runs {
+            let figures = format!(
+                "push {:>7.1}  pull {:>7.1}  stored {:.3}",
+                run.push_rate(),
+                run.pull_rate(),
+                run.stored_ratio()
+            );
+            item(run.codec, figures);
+        }
+    }
+}
