@@ -130,15 +130,15 @@ impl Codec {
     }
 }
 
-/// Decodes into a buffer of exactly the expected size: the frame's own
-/// content-size field is never trusted to size anything.
+/// Decodes into a buffer of exactly the expected capacity: the frame's own
+/// content-size field is never trusted to size anything, and a frame that
+/// would write past the buffer is an error. The buffer is not zeroed first.
 fn decode_zstd(stored: &[u8], expected: usize) -> Result<Vec<u8>, CodecError> {
-    let mut out = vec![0u8; expected];
+    let mut out = Vec::with_capacity(expected);
     let mut decoder = zstd::bulk::Decompressor::new().map_err(|e| damaged("zstd", e))?;
-    let written = decoder
-        .decompress_to_buffer(stored, &mut out[..])
+    decoder
+        .decompress_to_buffer(stored, &mut out)
         .map_err(|e| damaged("zstd", e))?;
-    out.truncate(written);
     Ok(out)
 }
 

@@ -240,3 +240,43 @@ async fn a_replaced_version_stays_readable_for_the_grace_period() {
         "the replaced chunks got the grace period: {ttls:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_model_lives_in_its_manifest_and_damage_there_is_data_loss() {
+    let redis = RedisServer::start();
+    let daemon = Daemon::start(&redis.url()).await;
+    let mut client = daemon.client().await;
+    let data = sample(4096, 12);
+    push(&mut client, header("ns", "small"), data.clone())
+        .await
+        .unwrap();
+    assert_eq!(pull(&mut client, "ns", "small").await.unwrap().1, data);
+
+    let mut conn = redis.connection();
+    let chunks: Vec<String> = redis::cmd("KEYS")
+        .arg("modelsync:ns:small:chunk:*")
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        chunks.is_empty(),
+        "a 4 KB model needs no chunk keys: {chunks:?}"
+    );
+
+    // Flip one byte near the end of the manifest, inside the inline chunk.
+    let name = "modelsync:{ns:small}:manifest";
+    let mut manifest: Vec<u8> = redis::cmd("HGET")
+        .arg(name)
+        .arg("manifest")
+        .query(&mut conn)
+        .unwrap();
+    let at = manifest.len() - 10;
+    manifest[at] ^= 0x01;
+    let _: () = redis::cmd("HSET")
+        .arg(name)
+        .arg("manifest")
+        .arg(manifest)
+        .query(&mut conn)
+        .unwrap();
+    let err = pull(&mut client, "ns", "small").await.unwrap_err();
+    assert_eq!(err.code(), Code::DataLoss, "{err:?}");
+}

@@ -37,7 +37,12 @@ pub const ZLIB: Codec = Codec {
     request: "zlib",
     key: "weights-zlib",
 };
-const CODECS: [Codec; 3] = [NONE, DEFAULT, ZLIB];
+pub const SHUFFLE: Codec = Codec {
+    label: "shuffle-zstd",
+    request: "shuffle-zstd",
+    key: "weights-shuffle",
+};
+const CODECS: [Codec; 4] = [NONE, DEFAULT, SHUFFLE, ZLIB];
 
 #[derive(Debug, Clone, Copy)]
 pub struct Large {

@@ -23,6 +23,7 @@ pub struct Run<'a> {
 
 const PEAK_MEMORY_MIB: f64 = 256.0;
 const STORED_RATIO: f64 = 0.92;
+const SHUFFLED_RATIO: f64 = 0.85;
 
 pub fn rows(run: &Run) -> Vec<Row> {
     let mut rows = transfers(run);
@@ -33,6 +34,7 @@ pub fn rows(run: &Run) -> Vec<Row> {
     ));
     rows.push(memory(run.memory));
     rows.push(stored(run));
+    rows.push(shuffled(run));
     rows
 }
 
@@ -118,6 +120,20 @@ fn memory(memory: &Memory) -> Row {
         format!("daemon peak resident, {} MiB model", memory.size >> 20),
         Some(Figure::new(memory.peak_mib(), Unit::Mebibytes)),
         Goal::AtMost(Figure::new(PEAK_MEMORY_MIB, Unit::Mebibytes)),
+    )
+}
+
+fn shuffled(run: &Run) -> Row {
+    let shuffled = Large::of(run.large, &large::SHUFFLE);
+    let legacy = run.legacy.transfers.as_ref().ok();
+    Row::new(
+        "stored / raw, shuffle-zstd",
+        Some(Figure::new(shuffled.stored_ratio(), Unit::Fraction)),
+        Goal::AtMost(Figure::new(SHUFFLED_RATIO, Unit::Fraction)),
+    )
+    .against(
+        "legacy zlib 9",
+        legacy.map(|t| Figure::new(t.ratio, Unit::Fraction)),
     )
 }
 

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use prost::Message;
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::codec::Codec;
 use crate::error::Error;
@@ -34,11 +35,12 @@ pub struct Draft {
     pub chunk_size: u64,
     pub raw_size: u64,
     pub stored_size: u64,
-    pub checksum: u64,
     pub chunk_checksums: Vec<u64>,
     pub updater: String,
     pub updated_at_ms: i64,
     pub metadata: HashMap<String, Bytes>,
+    /// The stored chunk of a model kept inline; empty otherwise.
+    pub inline: Vec<u8>,
 }
 
 impl Draft {
@@ -56,12 +58,13 @@ impl Draft {
             chunk_count: self.chunk_checksums.len() as u64,
             raw_size: self.raw_size,
             stored_size: self.stored_size,
-            checksum: self.checksum,
+            checksum: xxh3_64(&chunk_checksums),
             chunk_checksums: chunk_checksums.into(),
             updater: self.updater,
             updated_at_ms: self.updated_at_ms,
             metadata: self.metadata,
             element_width: self.codec.width() as u32,
+            inline: self.inline.into(),
         }
         .encode_to_vec()
     }
@@ -99,9 +102,19 @@ impl Checked {
                 manifest.chunk_count, manifest.raw_size, manifest.chunk_size
             )));
         }
-        if manifest.chunk_checksums.len() as u64 != manifest.chunk_count * 8 {
+        if manifest.chunk_count.checked_mul(8) != Some(manifest.chunk_checksums.len() as u64) {
             return Err(damaged(
                 "its chunk checksums do not match its chunk count".into(),
+            ));
+        }
+        if xxh3_64(&manifest.chunk_checksums) != manifest.checksum {
+            return Err(damaged(
+                "its checksum does not match its chunk checksums".into(),
+            ));
+        }
+        if !manifest.inline.is_empty() && manifest.chunk_count != 1 {
+            return Err(damaged(
+                "it keeps a chunk inline but records several".into(),
             ));
         }
         Ok(Checked { manifest, codec })

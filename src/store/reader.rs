@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use xxhash_rust::xxh3::{xxh3_64, Xxh3};
+use xxhash_rust::xxh3::xxh3_64;
 
 use super::manifest::Checked;
 use super::{keys, legacy, ModelInfo, Store};
-use crate::codec::Codec;
 use crate::config::Layout;
 use crate::error::{Error, Result};
 use crate::redis::Redis;
@@ -80,31 +79,32 @@ impl Store {
         }))
     }
 
-    /// The raw bytes of a snapshot, chunk by chunk, each checked. The last
-    /// item is an error if the whole does not match its checksum.
+    /// The raw bytes of a snapshot, chunk by chunk, each checked against
+    /// its checksum before it is handed on.
     pub fn chunks(&self, snapshot: Snapshot) -> Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>> {
         let checked = match snapshot.body {
             Body::Legacy(raw) => return Box::pin(futures::stream::iter([Ok(raw)])),
             Body::Chunked(checked) => checked,
         };
-        let redis = self.redis.clone();
         let info = snapshot.info;
-        let window = self.settings.window;
+        if !checked.manifest.inline.is_empty() {
+            let stored = checked.manifest.inline.clone();
+            return Box::pin(futures::stream::iter([decode_chunk(
+                &checked, &info, 0, stored,
+            )]));
+        }
 
-        let fetches = futures::stream::iter(0..info.chunk_count).map({
-            let checked = checked.clone();
-            let info = info.clone();
-            move |index| fetch_chunk(redis.clone(), checked.clone(), info.clone(), index)
-        });
-        let expected = checked.manifest.checksum;
-        Box::pin(verify_whole(fetches.buffered(window), expected, info))
+        let redis = self.redis.clone();
+        let fetches = futures::stream::iter(0..info.chunk_count)
+            .map(move |index| fetch_chunk(redis.clone(), checked.clone(), info.clone(), index));
+        Box::pin(fetches.buffered(self.settings.window))
     }
 }
 
-/// Fetches, checks and decodes one chunk.
+/// Fetches one chunk and decodes it on the blocking pool.
 async fn fetch_chunk(
     redis: Redis,
-    checked: std::sync::Arc<Checked>,
+    checked: Arc<Checked>,
     info: ModelInfo,
     index: u64,
 ) -> Result<Bytes> {
@@ -117,77 +117,29 @@ async fn fetch_chunk(
             Store::describe(&info.namespace, &info.key)
         )));
     };
-
-    let expected_len = checked.chunk_len(index);
-    let checksum = checked.chunk_checksum(index);
-    let codec: Codec = checked.codec;
-    tokio::task::spawn_blocking(move || {
-        if xxh3_64(&stored) != checksum {
-            return Err(Error::data_loss(format!(
-                "chunk {index} of version {} of {} fails its checksum",
-                info.version,
-                Store::describe(&info.namespace, &info.key)
-            )));
-        }
-        codec
-            .decode(Bytes::from(stored), expected_len)
-            .map_err(|e| {
-                Error::data_loss(format!(
-                    "chunk {index} of version {} of {} does not decode: {e}",
-                    info.version,
-                    Store::describe(&info.namespace, &info.key)
-                ))
-            })
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("decode task: {e}")))?
+    tokio::task::spawn_blocking(move || decode_chunk(&checked, &info, index, stored.into()))
+        .await
+        .map_err(|e| Error::Internal(format!("decode task: {e}")))?
 }
 
-/// Passes chunks through while hashing them, and ends with an error if the
-/// whole does not match the manifest's checksum.
-fn verify_whole(
-    chunks: impl Stream<Item = Result<Bytes>> + Send + 'static,
-    expected: u64,
-    info: ModelInfo,
-) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
-    struct State<S> {
-        chunks: std::pin::Pin<Box<S>>,
-        hasher: Box<Xxh3>,
-        done: bool,
-    }
-    let state = State {
-        chunks: Box::pin(chunks),
-        hasher: Box::default(),
-        done: false,
+/// Decodes one stored chunk into exactly its recorded size and checks its
+/// raw bytes against the recorded checksum.
+fn decode_chunk(checked: &Checked, info: &ModelInfo, index: u64, stored: Bytes) -> Result<Bytes> {
+    let damaged = |problem: String| {
+        Error::data_loss(format!(
+            "chunk {index} of version {} of {} {problem}",
+            info.version,
+            Store::describe(&info.namespace, &info.key)
+        ))
     };
-    futures::stream::unfold(state, move |mut state| {
-        let info = info.clone();
-        async move {
-            if state.done {
-                return None;
-            }
-            match state.chunks.next().await {
-                Some(Ok(chunk)) => {
-                    state.hasher.update(&chunk);
-                    Some((Ok(chunk), state))
-                }
-                Some(Err(e)) => {
-                    state.done = true;
-                    Some((Err(e), state))
-                }
-                None if state.hasher.digest() == expected => None,
-                None => {
-                    state.done = true;
-                    let message = format!(
-                        "version {} of {} fails its whole-model checksum",
-                        info.version,
-                        Store::describe(&info.namespace, &info.key)
-                    );
-                    Some((Err(Error::data_loss(message)), state))
-                }
-            }
-        }
-    })
+    let raw = checked
+        .codec
+        .decode(stored, checked.chunk_len(index))
+        .map_err(|e| damaged(format!("does not decode: {e}")))?;
+    if xxh3_64(&raw) != checked.chunk_checksum(index) {
+        return Err(damaged("fails its checksum".to_string()));
+    }
+    Ok(raw)
 }
 
 pub(super) fn model_info(

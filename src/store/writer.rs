@@ -19,6 +19,13 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::redis::Redis;
 
+/// Models of at most this many raw bytes are kept inside their
+/// manifest: a push then costs one round trip to Redis, and a pull one.
+pub const INLINE_MAX: usize = 64 << 10;
+
+/// Chunks up to this size are encoded on the calling task.
+const SMALL_CHUNK: usize = 64 << 10;
+
 /// Commits a manifest if every chunk it names is still stored and the
 /// version matches what the caller expects.
 ///
@@ -68,6 +75,9 @@ impl Store {
     }
 }
 
+/// One chunk, stored: its index, stored size and raw checksum.
+type Written = (u64, u64, u64);
+
 /// One push in progress.
 struct Upload<'a> {
     store: &'a Store,
@@ -80,12 +90,13 @@ struct Upload<'a> {
     declared: Option<u64>,
     chunk_ttl_ms: u64,
     manifest_ttl_ms: u64,
-    in_flight: JoinSet<Result<(u64, u64, u64)>>,
+    in_flight: JoinSet<Result<Written>>,
     dispatched: u64,
     raw_size: u64,
     stored_size: u64,
-    hasher: Xxh3,
     checksums: Vec<u64>,
+    /// The one stored chunk of a small model, kept in the manifest.
+    inline: Option<Vec<u8>>,
     started: Instant,
 }
 
@@ -113,8 +124,8 @@ impl<'a> Upload<'a> {
             dispatched: 0,
             raw_size: 0,
             stored_size: 0,
-            hasher: Xxh3::new(),
             checksums: Vec::new(),
+            inline: None,
             started: Instant::now(),
         }
     }
@@ -133,7 +144,6 @@ impl<'a> Upload<'a> {
                     "the push sent more than the {declared} bytes its header declared"
                 )));
             }
-            self.hasher.update(&piece);
             for chunk in self.chunker.push(piece) {
                 self.dispatch(chunk).await?;
             }
@@ -146,11 +156,25 @@ impl<'a> Upload<'a> {
             )));
         }
         if let Some(last) = self.chunker.finish() {
-            self.dispatch(last).await?;
+            if self.dispatched == 0 && self.raw_size as usize <= INLINE_MAX {
+                self.keep_inline(&last)?;
+            } else {
+                self.dispatch(last).await?;
+            }
         }
         while !self.in_flight.is_empty() {
             self.collect_one().await?;
         }
+        Ok(())
+    }
+
+    /// Encodes a small model's only chunk for the manifest itself.
+    fn keep_inline(&mut self, pieces: &[Bytes]) -> Result<()> {
+        let mut stored = Vec::new();
+        let checksum = encode(self.codec, pieces, &mut stored)?;
+        self.stored_size = stored.len() as u64;
+        self.checksums = vec![checksum];
+        self.inline = Some(stored);
         Ok(())
     }
 
@@ -205,16 +229,21 @@ impl<'a> Upload<'a> {
             chunk_size: self.chunk_size,
             raw_size: self.raw_size,
             stored_size: self.stored_size,
-            checksum: self.hasher.digest(),
             chunk_checksums: std::mem::take(&mut self.checksums),
             updater: self.store.updater.clone(),
             updated_at_ms: now_ms(),
             metadata: request.metadata,
+            inline: self.inline.take().unwrap_or_default(),
+        };
+        let stored_chunks = if draft.inline.is_empty() {
+            chunk_count
+        } else {
+            0
         };
 
         let script = redis::Script::new(COMMIT);
         let mut invocation = script.key(keys::manifest(&self.namespace, &self.key));
-        for index in 0..chunk_count {
+        for index in 0..stored_chunks {
             invocation.key(keys::chunk(&self.namespace, &self.key, &self.blob, index));
         }
         let expected = request
@@ -231,7 +260,7 @@ impl<'a> Upload<'a> {
 
         match status {
             1 => {
-                self.retire(&previous).await;
+                self.retire(previous);
                 debug!(
                     namespace = %self.namespace, key = %self.key, version = number,
                     bytes = self.raw_size, stored = self.stored_size,
@@ -258,25 +287,32 @@ impl<'a> Upload<'a> {
     }
 
     /// Lets the version this push replaced expire after the grace period,
-    /// so that pulls already reading it can finish.
-    async fn retire(&self, previous: &[u8]) {
-        if previous.is_empty() {
-            return;
-        }
-        let Ok(old) = Checked::decode(previous) else {
+    /// so that pulls already reading it can finish. It runs after the push
+    /// has answered: the old chunks expire with their own TTL anyway, so
+    /// this only frees memory sooner, and its failure is not the push's.
+    fn retire(&self, previous: Vec<u8>) {
+        let Ok(old) = Checked::decode(&previous) else {
             return;
         };
-        let grace_ms = self.store.settings.grace.as_millis() as u64;
+        if !old.manifest.inline.is_empty() || old.manifest.chunk_count == 0 {
+            return;
+        }
+        let grace_ms = self.store.settings.grace.as_millis().max(1) as u64;
         let mut pipe = redis::pipe();
         for index in 0..old.manifest.chunk_count {
             let name = keys::chunk(&self.namespace, &self.key, &old.manifest.blob, index);
-            pipe.cmd("PEXPIRE").arg(name).arg(grace_ms.max(1)).ignore();
+            pipe.cmd("PEXPIRE").arg(name).arg(grace_ms).ignore();
         }
-        // The old chunks expire with their own TTL anyway; this only frees
-        // memory sooner, so a failure here is not the push's failure.
-        if let Err(e) = self.store.redis.pipeline::<()>(&pipe).await {
-            warn!(namespace = %self.namespace, key = %self.key, error = %e, "could not shorten the expiry of a replaced version");
-        }
+        let redis = self.store.redis.clone();
+        let span = tracing::debug_span!("retire", namespace = %self.namespace, key = %self.key, blob = %old.manifest.blob);
+        tokio::spawn(
+            async move {
+                if let Err(e) = redis.pipeline::<()>(&pipe).await {
+                    warn!(error = %e, "could not shorten the expiry of a replaced version");
+                }
+            }
+            .instrument(span),
+        );
     }
 
     /// Removes what a failed push wrote. A chunk write still in flight may
@@ -297,7 +333,8 @@ impl<'a> Upload<'a> {
 }
 
 /// Encodes one chunk straight into the SET command that stores it, and
-/// returns its stored size and checksum once Redis has it.
+/// returns its stored size and raw checksum once Redis has it. Small chunks
+/// are encoded here: handing them to the blocking pool costs more.
 async fn store_chunk(
     redis: Redis,
     codec: Codec,
@@ -305,43 +342,51 @@ async fn store_chunk(
     pieces: Vec<Bytes>,
     ttl_ms: u64,
 ) -> Result<(u64, u64)> {
-    let encoded = tokio::task::spawn_blocking(move || {
+    let small = pieces_len(&pieces) <= SMALL_CHUNK;
+    let build = move || {
         let mut cmd = redis::cmd("SET");
         cmd.arg(&name);
-        let mut writer = CountingWriter::default();
-        {
-            let mut arg = cmd.writer_for_next_arg();
-            codec.encode(&pieces, Tee(&mut arg, &mut writer))?;
-        }
+        let mut counted = Counter::default();
+        let checksum = encode(
+            codec,
+            &pieces,
+            Tee(&mut cmd.writer_for_next_arg(), &mut counted),
+        )?;
         cmd.arg("PX").arg(ttl_ms);
-        Ok::<_, std::io::Error>((cmd, writer))
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("encode task: {e}")))?
-    .map_err(|e| Error::Internal(format!("encode: {e}")))?;
-
-    let (cmd, written) = encoded;
+        Ok::<_, Error>((cmd, counted.0, checksum))
+    };
+    let (cmd, stored, checksum) = if small {
+        build()?
+    } else {
+        tokio::task::spawn_blocking(build)
+            .await
+            .map_err(|e| Error::Internal(format!("encode task: {e}")))??
+    };
     redis.query::<()>(&cmd).await?;
-    Ok((written.len, written.checksum()))
+    Ok((stored, checksum))
 }
 
-/// Counts and hashes what passes through it.
+fn pieces_len(pieces: &[Bytes]) -> usize {
+    pieces.iter().map(Bytes::len).sum()
+}
+
+/// Encodes a chunk into `out` and returns the checksum of its raw bytes.
+fn encode(codec: Codec, pieces: &[Bytes], out: impl Write) -> Result<u64> {
+    let mut hasher = Xxh3::new();
+    pieces.iter().for_each(|p| hasher.update(p));
+    codec
+        .encode(pieces, out)
+        .map_err(|e| Error::Internal(format!("encode: {e}")))?;
+    Ok(hasher.digest())
+}
+
+/// Counts what passes through it.
 #[derive(Default)]
-struct CountingWriter {
-    len: u64,
-    hasher: Xxh3,
-}
+struct Counter(u64);
 
-impl CountingWriter {
-    fn checksum(&self) -> u64 {
-        self.hasher.digest()
-    }
-}
-
-impl Write for CountingWriter {
+impl Write for Counter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.len += buf.len() as u64;
-        self.hasher.update(buf);
+        self.0 += buf.len() as u64;
         Ok(buf.len())
     }
 
