@@ -82,6 +82,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELSYNC_SOCKET_MODE")]
     pub socket_mode: Option<String>,
 
+    /// Only these user ids may call (comma-separated); anyone who can open
+    /// the socket when unset
+    #[arg(long, env = "MODELSYNC_ALLOWED_UIDS", value_delimiter = ',')]
+    pub allowed_uids: Option<Vec<u32>>,
+
     /// Serve Prometheus metrics at http://ADDR/metrics, such as
     /// 127.0.0.1:9464; a bare port means loopback [default: off]
     #[arg(long, env = "MODELSYNC_METRICS_ADDR")]
@@ -107,6 +112,7 @@ pub struct FileConfig {
     pub shutdown_grace: Option<f64>,
     pub socket_mode: Option<String>,
     pub metrics_addr: Option<String>,
+    pub allowed_uids: Option<Vec<u32>>,
     #[serde(default)]
     pub namespaces: BTreeMap<String, NamespaceFile>,
 }
@@ -159,6 +165,8 @@ pub struct Config {
     pub socket_mode: u32,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// The user ids that may call; empty: whoever can open the socket.
+    pub allowed_uids: Vec<u32>,
 }
 
 /// How models are cut and kept in Redis: defaults, and the namespaces
@@ -205,6 +213,7 @@ impl Config {
             shutdown_grace: Duration::from_secs_f64(DEFAULT_SHUTDOWN_GRACE_SECONDS),
             socket_mode: 0o660,
             metrics_addr: None,
+            allowed_uids: Vec::new(),
         }
     }
 
@@ -266,6 +275,11 @@ impl Config {
             .as_deref()
             .or(file.metrics_addr.as_deref());
         config.metrics_addr = metrics.map(metrics_addr).transpose()?;
+        config.allowed_uids = args
+            .allowed_uids
+            .clone()
+            .or(file.allowed_uids.clone())
+            .unwrap_or_default();
         config.check()?;
         Ok(config)
     }

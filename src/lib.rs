@@ -10,13 +10,15 @@
 //! - [`codec`]: compression of single chunks, as pure functions on bytes.
 //! - [`redis`]: the lasting, reconnecting, time-bounded Redis connection.
 //!
-//! Around them: [`config`] (every option and its default), [`identity`]
+//! Around them: [`access`] (which user ids may call), [`config`] (every
+//! option and its default), [`identity`]
 //! (the node's address), [`shutdown`] (signals and the drain), [`error`]
 //! (why a call failed), [`call`] (accounting for calls), [`health`] (the
 //! gRPC health service, following Redis), [`metrics`] (what is counted,
 //! and the Prometheus endpoint), [`cli`] (the client commands) and
 //! [`proto`] (the generated API and storage types).
 
+pub mod access;
 pub mod call;
 pub mod cli;
 pub mod codec;
@@ -53,6 +55,7 @@ use std::sync::Arc;
 
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn};
 
 use crate::call::Counters;
@@ -112,6 +115,7 @@ pub async fn run(
     let api = ModelSyncServer::new(service)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
+    let api = InterceptedService::new(api, access::PeerAccess::new(config.allowed_uids.clone()));
 
     let draining = counters.clone();
     let trigger = async move {

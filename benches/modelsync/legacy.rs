@@ -126,6 +126,7 @@ impl Python {
         Ok(SmallCalls {
             push: percentiles("legacy_push_4k")?,
             pull: percentiles("legacy_pull_4k")?,
+            floor: None,
         })
     }
 

@@ -18,6 +18,8 @@ const KEY: &str = "small";
 pub struct SmallCalls {
     pub push: Percentiles,
     pub pull: Percentiles,
+    /// A call that never reaches Redis: the floor of the socket and gRPC.
+    pub floor: Option<Percentiles>,
 }
 
 pub async fn measure(client: &mut Client, model: Bytes, calls: usize) -> SmallCalls {
@@ -40,9 +42,23 @@ pub async fn measure(client: &mut Client, model: Bytes, calls: usize) -> SmallCa
         pulls.push(start.elapsed());
     }
 
+    let mut floor = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let request = modelsync::proto::v1::NamespaceRequest {
+            namespace: NAMESPACE.into(),
+        };
+        let start = Instant::now();
+        client
+            .namespace(request)
+            .await
+            .unwrap_or_else(|e| panic!("a Namespace call failed: {e}"));
+        floor.push(start.elapsed());
+    }
+
     SmallCalls {
         push: Percentiles::of(pushes),
         pull: Percentiles::of(pulls),
+        floor: Some(Percentiles::of(floor)),
     }
 }
 
@@ -54,5 +70,8 @@ impl SmallCalls {
         ));
         item("push", self.push);
         item("pull", self.pull);
+        if let Some(floor) = self.floor {
+            item("Namespace call, no Redis", floor);
+        }
     }
 }
