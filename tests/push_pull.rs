@@ -375,3 +375,47 @@ async fn list_and_delete_cover_every_version() {
         .unwrap();
     assert!(left.is_empty(), "chunks left behind: {left:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_against_a_stale_version_is_aborted_and_writes_nothing() {
+    let redis = RedisServer::start();
+    let daemon = daemon_with_small_chunks(&redis).await;
+    let mut client = daemon.client().await;
+
+    let mut first = header("ns", "k");
+    first.expected_version = Some(0);
+    let v1 = push(&mut client, first, sample(3 * CHUNK as usize, 1))
+        .await
+        .unwrap();
+    assert_eq!(v1.version, 1);
+
+    let mut stale = header("ns", "k");
+    stale.expected_version = Some(0);
+    let err = push(&mut client, stale, sample(3 * CHUNK as usize, 2))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    assert!(err.message().contains("version 1"), "{}", err.message());
+
+    let mut conn = redis.connection();
+    let chunks: Vec<String> = redis::cmd("KEYS")
+        .arg("modelsync:ns:k:chunk:*")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(
+        chunks.len(),
+        3,
+        "only the first version's chunks exist: {chunks:?}"
+    );
+
+    let mut current = header("ns", "k");
+    current.expected_version = Some(1);
+    assert_eq!(
+        push(&mut client, current, sample(10, 3))
+            .await
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(pull(&mut client, "ns", "k").await.unwrap().1, sample(10, 3));
+}

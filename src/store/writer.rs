@@ -62,6 +62,10 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes>> + Unpin,
     {
+        if let Some(expected) = request.expected_version {
+            self.check_version(&request.namespace, &request.key, expected)
+                .await?;
+        }
         let mut upload = Upload::new(self, &request, codec, ttl, chunk_size);
         let result = upload.receive(data).await;
         let result = match result {
@@ -72,6 +76,23 @@ impl Store {
             upload.discard().await;
         }
         result
+    }
+}
+
+impl Store {
+    /// Fails early, before any chunk is written, when the key is not at
+    /// the expected version. The commit checks again, atomically.
+    async fn check_version(&self, namespace: &str, key: &str, expected: u64) -> Result<()> {
+        let name = keys::manifest(namespace, key);
+        let current: Option<u64> = self
+            .redis
+            .query(redis::cmd("HGET").arg(&name).arg("version"))
+            .await?;
+        let current = current.unwrap_or(0);
+        if current != expected {
+            return Err(Error::Conflict { current, expected });
+        }
+        Ok(())
     }
 }
 
