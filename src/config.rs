@@ -82,6 +82,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELSYNC_SOCKET_MODE")]
     pub socket_mode: Option<String>,
 
+    /// Where a namespace's settings recorded in Redis differ from this
+    /// daemon's, use the recorded ones instead of refusing calls
+    #[arg(long, env = "MODELSYNC_ADOPT_NAMESPACES")]
+    pub adopt_namespaces: bool,
+
     /// Only these user ids may call (comma-separated); anyone who can open
     /// the socket when unset
     #[arg(long, env = "MODELSYNC_ALLOWED_UIDS", value_delimiter = ',')]
@@ -113,6 +118,7 @@ pub struct FileConfig {
     pub socket_mode: Option<String>,
     pub metrics_addr: Option<String>,
     pub allowed_uids: Option<Vec<u32>>,
+    pub adopt_namespaces: Option<bool>,
     #[serde(default)]
     pub namespaces: BTreeMap<String, NamespaceFile>,
 }
@@ -179,6 +185,9 @@ pub struct StorageConfig {
     pub ttl: Duration,
     pub grace: Duration,
     pub namespaces: BTreeMap<String, NamespaceSettings>,
+    /// Use the settings recorded in Redis for a namespace when they differ
+    /// from this daemon's, instead of refusing.
+    pub adopt: bool,
 }
 
 /// The effective settings of one namespace.
@@ -331,6 +340,7 @@ impl StorageConfig {
             ttl: Duration::from_secs(args.ttl.or(file.ttl).unwrap_or(DEFAULT_TTL_SECONDS)),
             grace: Duration::from_secs(args.grace.or(file.grace).unwrap_or(DEFAULT_GRACE_SECONDS)),
             namespaces: BTreeMap::new(),
+            adopt: args.adopt_namespaces || file.adopt_namespaces.unwrap_or(false),
         };
         for (name, settings) in &file.namespaces {
             let resolved = storage.resolve(name, settings)?;
@@ -433,6 +443,7 @@ impl Default for StorageConfig {
             ttl: Duration::from_secs(DEFAULT_TTL_SECONDS),
             grace: Duration::from_secs(DEFAULT_GRACE_SECONDS),
             namespaces: BTreeMap::new(),
+            adopt: false,
         }
     }
 }

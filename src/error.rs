@@ -35,6 +35,11 @@ pub enum Error {
     #[error("the key is at version {current}, not the expected {expected}: pull it, then push against the version you saw")]
     Conflict { current: u64, expected: u64 },
 
+    /// This daemon's settings for a namespace disagree with what Redis
+    /// records for it.
+    #[error("{0}")]
+    Mismatch(String),
+
     /// Redis is out of memory and refuses writes.
     #[error("redis at {endpoint} is out of memory and refuses writes: free memory or raise maxmemory, then push again")]
     OutOfMemory { endpoint: String },

@@ -135,7 +135,11 @@ impl ModelSync for Service {
         }
         debug!(%namespace, "list");
 
-        let stream = self.store.list(&namespace).flat_map(|batch| {
+        let batches = match self.store.list(&namespace).await {
+            Ok(batches) => batches,
+            Err(e) => return call.finish(Err(fail("list", e))),
+        };
+        let stream = batches.flat_map(|batch| {
             let items: Vec<Result<api::ListResponse, Status>> = match batch {
                 Ok(infos) => infos
                     .iter()
@@ -202,9 +206,12 @@ impl ModelSync for Service {
     ) -> Result<Response<api::NamespaceInfo>, Status> {
         let call = Call::start(&self.counters, "namespace");
         let namespace = request.into_inner().namespace;
-        let result = check_name("namespace", &namespace)
-            .map(|()| namespace_info(&namespace, &self.store.namespace(&namespace)))
-            .map_err(|e| fail("namespace", e));
+        let result = async {
+            check_name("namespace", &namespace)?;
+            let settings = self.store.agreed(&namespace).await?;
+            Ok(namespace_info(&namespace, &settings))
+        };
+        let result = result.await.map_err(|e| fail("namespace", e));
         call.finish(result.map(Response::new))
     }
 }

@@ -11,6 +11,7 @@
 //! | OutOfMemory    | RESOURCE_EXHAUSTED  | free Redis memory, then retry    |
 //! | Unauthenticated| UNAVAILABLE         | fix the daemon's Redis password  |
 //! | Conflict       | ABORTED             | pull, then push again            |
+//! | Mismatch       | FAILED_PRECONDITION | align the namespace's settings   |
 //! | Cancelled      | CANCELLED           | nothing: the client left         |
 //! | ShuttingDown   | UNAVAILABLE         | retry on the restarted daemon    |
 //! | Internal       | INTERNAL            | report it; details are logged    |
@@ -31,6 +32,7 @@ pub fn code(error: &Error) -> Code {
         Error::OutOfMemory { .. } => Code::ResourceExhausted,
         Error::Unauthenticated { .. } => Code::Unavailable,
         Error::Conflict { .. } => Code::Aborted,
+        Error::Mismatch(_) => Code::FailedPrecondition,
         Error::Cancelled(_) => Code::Cancelled,
         Error::ShuttingDown => Code::Unavailable,
         Error::Internal(_) => Code::Internal,

@@ -107,6 +107,39 @@ pub async fn status(socket: &Path) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum NamespaceCommand {
+    /// Show how a namespace is stored, as agreed through Redis
+    Show {
+        /// The namespace
+        namespace: String,
+    },
+}
+
+pub async fn namespace(socket: &Path, namespace: String) -> Result<ExitCode, CliError> {
+    let mut client = connect(socket).await?;
+    let n = client
+        .namespace(api::NamespaceRequest { namespace })
+        .await?
+        .into_inner();
+    println!("namespace:  {}", n.namespace);
+    println!("layout:     {}", n.layout);
+    println!("codec:      {}", n.codec);
+    println!("chunk size: {}", n.chunk_size);
+    println!("ttl:        {}s", n.ttl_seconds);
+    if n.layout == "legacy" {
+        println!(
+            "pickles:    {}",
+            if n.trust_pickle {
+                "trusted"
+            } else {
+                "not trusted"
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn health(socket: &Path) -> Result<ExitCode, CliError> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};

@@ -33,6 +33,9 @@ pub enum Command {
     /// Ask the gRPC health service: exit status 0 while SERVING (Redis
     /// answers), 1 otherwise
     Health,
+    /// Look at namespaces
+    #[command(subcommand)]
+    Namespace(inspect::NamespaceCommand),
 }
 
 /// Why a client command failed.
@@ -58,6 +61,9 @@ pub async fn run(socket: &Path, command: Command) -> ExitCode {
         Command::Delete(args) => inspect::delete(socket, args).await,
         Command::Status => inspect::status(socket).await,
         Command::Health => inspect::health(socket).await,
+        Command::Namespace(inspect::NamespaceCommand::Show { namespace }) => {
+            inspect::namespace(socket, namespace).await
+        }
     };
     match result {
         Ok(code) => code,

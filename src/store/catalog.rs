@@ -50,14 +50,15 @@ impl Store {
 
     /// Every model of a namespace, found with SCAN a batch at a time. A
     /// model committed or expiring during the walk may or may not appear.
-    pub fn list(
+    pub async fn list(
         &self,
         namespace: &str,
-    ) -> impl Stream<Item = Result<Vec<ModelInfo>>> + Send + 'static {
+    ) -> Result<impl Stream<Item = Result<Vec<ModelInfo>>> + Send + 'static> {
         let redis = self.redis.clone();
         let namespace = namespace.to_string();
-        let legacy = (self.namespace(&namespace).layout == Layout::Legacy).then(|| self.clone());
-        futures::stream::try_unfold(Some(0u64), move |cursor| {
+        let legacy =
+            (self.agreed(&namespace).await?.layout == Layout::Legacy).then(|| self.clone());
+        Ok(futures::stream::try_unfold(Some(0u64), move |cursor| {
             let redis = redis.clone();
             let namespace = namespace.clone();
             let legacy = legacy.clone();
@@ -72,7 +73,7 @@ impl Store {
                 let next = (next != 0).then_some(next);
                 Ok(Some((infos, next)))
             }
-        })
+        }))
     }
 }
 

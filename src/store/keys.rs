@@ -3,6 +3,7 @@
 //! ```text
 //! modelsync:{NS:KEY}:manifest           hash: version, manifest (the commit point)
 //! modelsync:NS:KEY:chunk:BLOB:INDEX     string: one stored chunk of one push
+//! modelsync:namespace:NS                hash: how the namespace is stored
 //! ```
 //!
 //! NS and KEY are escaped so that `%`, `{`, `}`, `:`, `*`, `?`, `[`, `]` and
@@ -30,6 +31,11 @@ pub fn chunk(namespace: &str, key: &str, blob: &str, index: u64) -> String {
         escape(namespace),
         escape(key)
     )
+}
+
+/// The key that records how a namespace is stored.
+pub fn namespace(namespace: &str) -> String {
+    format!("{PREFIX}:namespace:{}", escape(namespace))
 }
 
 /// A SCAN pattern that matches the manifest of every model in a namespace.

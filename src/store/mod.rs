@@ -8,6 +8,7 @@
 //! reader reads the manifest once and then only chunks it names, so it sees
 //! one whole version or an error, never a mix.
 
+mod agreement;
 mod catalog;
 pub mod keys;
 pub mod legacy;
@@ -39,6 +40,8 @@ pub struct Store {
     redis: Redis,
     settings: Arc<StorageConfig>,
     updater: String,
+    /// Namespaces whose settings have been agreed through Redis.
+    agreed: Arc<std::sync::Mutex<HashMap<String, NamespaceSettings>>>,
 }
 
 /// A push as the store sees it.
@@ -92,6 +95,7 @@ impl Store {
             redis,
             settings: Arc::new(settings),
             updater,
+            agreed: Arc::default(),
         }
     }
 
@@ -113,7 +117,7 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes>> + Unpin,
     {
-        let namespace = self.namespace(&request.namespace);
+        let namespace = self.agreed(&request.namespace).await?;
         let ttl = request.ttl.unwrap_or(namespace.ttl);
         check_ttl(ttl)?;
         let codec = request
@@ -131,7 +135,7 @@ impl Store {
 
     /// Removes a model; answers whether there was one.
     pub async fn delete(&self, namespace: &str, key: &str) -> Result<bool> {
-        match self.namespace(namespace).layout {
+        match self.agreed(namespace).await?.layout {
             Layout::Chunked => self.delete_chunked(namespace, key).await,
             Layout::Legacy => self.delete_legacy(namespace, key).await,
         }

@@ -33,7 +33,7 @@ impl Store {
     /// What is known of a model's current version; `None` when there is
     /// none.
     pub async fn head(&self, namespace: &str, key: &str) -> Result<Option<ModelInfo>> {
-        if self.namespace(namespace).layout == Layout::Legacy {
+        if self.agreed(namespace).await?.layout == Layout::Legacy {
             legacy::check_key(key)?;
             return self.legacy_header(namespace, key).await;
         }
@@ -42,7 +42,7 @@ impl Store {
 
     /// Opens a model's current version for reading, or says there is none.
     pub async fn open(&self, namespace: &str, key: &str) -> Result<Snapshot> {
-        let snapshot = if self.namespace(namespace).layout == Layout::Legacy {
+        let snapshot = if self.agreed(namespace).await?.layout == Layout::Legacy {
             self.read_legacy(namespace, key)
                 .await?
                 .map(|(info, raw)| Snapshot {

@@ -127,7 +127,11 @@ class ModelSyncServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Namespace(self, request, context):
-        """Tells how a namespace is stored: its layout, codec, chunk size and TTL.
+        """Tells how a namespace is stored: its layout, codec, chunk size and TTL,
+        as agreed with the other daemons through the record in Redis (the
+        first daemon to use a namespace records its settings; others must
+        match them, or adopt them when configured to, else their calls fail
+        with FAILED_PRECONDITION).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
