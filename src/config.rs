@@ -42,6 +42,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELSYNC_REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
 
+    /// A file whose content (less a trailing newline) is the Redis password,
+    /// used instead of one in the URL; keeps it out of the environment
+    #[arg(long, env = "MODELSYNC_REDIS_PASSWORD_FILE")]
+    pub redis_password_file: Option<PathBuf>,
+
     /// Codec for new versions: none, zstd[:LEVEL], zlib[:LEVEL] or shuffle-zstd[:LEVEL] [default: zstd:1]
     #[arg(long, env = "MODELSYNC_CODEC")]
     pub codec: Option<String>,
@@ -106,6 +111,7 @@ pub struct FileConfig {
     pub socket: Option<PathBuf>,
     pub identity: Option<PathBuf>,
     pub redis: Option<String>,
+    pub redis_password_file: Option<PathBuf>,
     pub codec: Option<String>,
     pub chunk_size: Option<u64>,
     pub window: Option<usize>,
@@ -237,8 +243,16 @@ impl Config {
         let identity_path = args.identity.clone().or(file.identity.clone());
         let identity =
             Identity::load(&identity_path.unwrap_or_else(|| DEFAULT_IDENTITY_PATH.into()))?;
+        let mut connection = redis_connection(args.redis.as_deref().or(file.redis.as_deref()))?;
+        if let Some(path) = args
+            .redis_password_file
+            .as_ref()
+            .or(file.redis_password_file.as_ref())
+        {
+            connection = with_password_from(connection, path)?;
+        }
         let redis = RedisConfig {
-            connection: redis_connection(args.redis.as_deref().or(file.redis.as_deref()))?,
+            connection,
             connect_timeout: seconds(
                 "connect_timeout",
                 args.connect_timeout.or(file.connect_timeout),
@@ -525,6 +539,29 @@ fn redis_connection(url: Option<&str>) -> Result<ConnectionInfo, ConfigError> {
         .into_connection_info()
         .expect("a TCP address is a connection");
     Ok(info.set_redis_settings(settings))
+}
+
+/// Sets the password read from `path`, keeping the URL's user name.
+fn with_password_from(
+    connection: ConnectionInfo,
+    path: &std::path::Path,
+) -> Result<ConnectionInfo, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        invalid(
+            "redis_password_file",
+            format!("{}: cannot read it: {e}", path.display()),
+        )
+    })?;
+    let password = text.strip_suffix('\n').unwrap_or(&text);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err(invalid(
+            "redis_password_file",
+            format!("{} is empty", path.display()),
+        ));
+    }
+    let settings = connection.redis_settings().clone().set_password(password);
+    Ok(connection.set_redis_settings(settings))
 }
 
 /// An address to listen on; a bare port (`9464` or `:9464`) is loopback.

@@ -275,6 +275,29 @@ async fn a_wrong_password_is_reported_as_such_and_not_shown() {
     assert!(!logs.contains("wrong-guess-77"), "{logs}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_from_a_file_is_used_and_never_shown() {
+    const PASSWORD: &str = "from-a-file-9f3b";
+    let redis = RedisServer::start_with(&["--requirepass", PASSWORD]);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("redis-password");
+    std::fs::write(&secret, format!("{PASSWORD}\n")).unwrap();
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let file = secret.to_str().unwrap();
+    let daemon = spawn_daemon(dir.path(), &url, &["--redis-password-file", file], "trace");
+    let mut client = connect_when_ready(&dir.path().join("s.sock")).await;
+
+    push(&mut client, header("ns", "k"), sample(100, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        pull(&mut client, "ns", "k").await.unwrap().1,
+        sample(100, 1)
+    );
+    let logs = stop(daemon);
+    assert!(!logs.contains(PASSWORD), "the password leaked into the log");
+}
+
 #[test]
 fn config_check_accepts_a_good_file_and_names_the_line_of_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -136,7 +136,7 @@ impl Store {
         };
 
         let stored_size = content.len() as u64;
-        let raw = tokio::task::spawn_blocking(move || unzlib(&content))
+        let raw = tokio::task::spawn_blocking(move || inflate(&content))
             .await
             .map_err(|e| Error::Internal(format!("decompress task: {e}")))?
             .map_err(|reason| {
@@ -254,7 +254,7 @@ fn zlib(pieces: &[Bytes], level: u32) -> Vec<u8> {
 
 /// Inflates at most [`MAX_LEGACY_BYTES`]: the stored content is the only
 /// size there is, so a bomb is cut off there.
-fn unzlib(content: &[u8]) -> std::result::Result<Bytes, String> {
+pub(super) fn inflate(content: &[u8]) -> std::result::Result<Bytes, String> {
     let mut out = Vec::with_capacity(content.len() * 2);
     flate2::read::ZlibDecoder::new(content)
         .take(MAX_LEGACY_BYTES + 1)
@@ -293,7 +293,7 @@ mod tests {
     #[test]
     fn truncated_content_is_refused() {
         let content = zlib(&[Bytes::from(vec![7u8; 100_000])], 6);
-        assert!(unzlib(&content[..content.len() - 5]).is_err());
+        assert!(inflate(&content[..content.len() - 5]).is_err());
     }
 
     #[test]

@@ -10,6 +10,8 @@
 
 mod agreement;
 mod catalog;
+#[cfg(test)]
+mod decoding_properties;
 pub mod keys;
 pub mod legacy;
 mod manifest;
