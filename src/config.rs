@@ -92,6 +92,15 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELSYNC_ADOPT_NAMESPACES")]
     pub adopt_namespaces: bool,
 
+    /// Also serve the API on this TCP address; it must be loopback unless a
+    /// bearer token is set [default: off]
+    #[arg(long, env = "MODELSYNC_LISTEN_TCP")]
+    pub listen_tcp: Option<SocketAddr>,
+
+    /// A file holding the bearer token that calls over TCP must present
+    #[arg(long, env = "MODELSYNC_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
     /// Only these user ids may call (comma-separated); anyone who can open
     /// the socket when unset
     #[arg(long, env = "MODELSYNC_ALLOWED_UIDS", value_delimiter = ',')]
@@ -125,6 +134,8 @@ pub struct FileConfig {
     pub metrics_addr: Option<String>,
     pub allowed_uids: Option<Vec<u32>>,
     pub adopt_namespaces: Option<bool>,
+    pub listen_tcp: Option<SocketAddr>,
+    pub token_file: Option<PathBuf>,
     #[serde(default)]
     pub namespaces: BTreeMap<String, NamespaceFile>,
 }
@@ -179,6 +190,30 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// The user ids that may call; empty: whoever can open the socket.
     pub allowed_uids: Vec<u32>,
+    /// The optional TCP listener and the token its callers must present.
+    pub tcp: Option<TcpConfig>,
+}
+
+/// The optional TCP listener. `Debug` shows whether a token is set, never
+/// the token.
+#[derive(Clone)]
+pub struct TcpConfig {
+    pub addr: SocketAddr,
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for TcpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.token.is_some() {
+            "set"
+        } else {
+            "not set"
+        };
+        f.debug_struct("TcpConfig")
+            .field("addr", &self.addr)
+            .field("token", &token)
+            .finish()
+    }
 }
 
 /// How models are cut and kept in Redis: defaults, and the namespaces
@@ -229,6 +264,7 @@ impl Config {
             socket_mode: 0o660,
             metrics_addr: None,
             allowed_uids: Vec::new(),
+            tcp: None,
         }
     }
 
@@ -298,6 +334,7 @@ impl Config {
             .as_deref()
             .or(file.metrics_addr.as_deref());
         config.metrics_addr = metrics.map(metrics_addr).transpose()?;
+        config.tcp = tcp_config(args, &file)?;
         config.allowed_uids = args
             .allowed_uids
             .clone()
@@ -541,25 +578,43 @@ fn redis_connection(url: Option<&str>) -> Result<ConnectionInfo, ConfigError> {
     Ok(info.set_redis_settings(settings))
 }
 
+/// The TCP listener, refused when it would be reachable from other hosts
+/// without a token.
+fn tcp_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<TcpConfig>, ConfigError> {
+    let Some(addr) = args.listen_tcp.or(file.listen_tcp) else {
+        return Ok(None);
+    };
+    let token = match args.token_file.as_ref().or(file.token_file.as_ref()) {
+        Some(path) => Some(read_secret("token_file", path)?),
+        None => None,
+    };
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(invalid(
+            "listen_tcp",
+            format!("{addr} is not a loopback address: set token_file so that callers must present a token"),
+        ));
+    }
+    Ok(Some(TcpConfig { addr, token }))
+}
+
+/// A secret kept in a file, less a trailing newline.
+fn read_secret(option: &str, path: &std::path::Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(option, format!("{}: cannot read it: {e}", path.display())))?;
+    let secret = text.strip_suffix('\n').unwrap_or(&text);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    if secret.is_empty() {
+        return Err(invalid(option, format!("{} is empty", path.display())));
+    }
+    Ok(secret.to_string())
+}
+
 /// Sets the password read from `path`, keeping the URL's user name.
 fn with_password_from(
     connection: ConnectionInfo,
     path: &std::path::Path,
 ) -> Result<ConnectionInfo, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        invalid(
-            "redis_password_file",
-            format!("{}: cannot read it: {e}", path.display()),
-        )
-    })?;
-    let password = text.strip_suffix('\n').unwrap_or(&text);
-    let password = password.strip_suffix('\r').unwrap_or(password);
-    if password.is_empty() {
-        return Err(invalid(
-            "redis_password_file",
-            format!("{} is empty", path.display()),
-        ));
-    }
+    let password = read_secret("redis_password_file", path)?;
     let settings = connection.redis_settings().clone().set_password(password);
     Ok(connection.set_redis_settings(settings))
 }

@@ -4,6 +4,7 @@
 //!
 //! Modules, in the order a push travels through them:
 //! - [`socket`]: binds the Unix socket, replacing leftovers safely.
+//! - [`server`]: the gRPC servers on the socket and, optionally, on TCP.
 //! - [`service`]: the gRPC API; checks requests and calls the store.
 //! - [`status`]: the one mapping from errors to gRPC codes.
 //! - [`store`]: the storage layout on Redis: keys, manifest, writer, reader.
@@ -28,6 +29,7 @@ pub mod health;
 pub mod identity;
 pub mod metrics;
 pub mod redis;
+pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod socket;
@@ -54,25 +56,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::UnixListener;
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn};
 
 use crate::call::Counters;
 use crate::config::Config;
 use crate::proto::v1::model_sync_server::ModelSyncServer;
-use crate::service::{Service, MAX_METADATA_BYTES};
+use crate::server::Services;
+use crate::service::Service;
 use crate::store::Store;
-
-/// HTTP/2 flow-control windows. The protocol's default of 64 KiB makes a
-/// 1 MiB message wait for many window updates; on a local socket a window
-/// of several messages keeps both sides busy.
-pub const STREAM_WINDOW: u32 = 8 << 20;
-pub const CONNECTION_WINDOW: u32 = 16 << 20;
-
-/// The largest HTTP/2 frame peers may send: fewer, larger frames per
-/// message. (The protocol's default is 16 KiB.)
-pub const MAX_FRAME: u32 = 1 << 20;
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +73,12 @@ pub enum RunError {
 
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
+
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets calls
@@ -91,6 +88,10 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    let tcp = match &config.tcp {
+        Some(tcp) => Some(bind_tcp(tcp.addr).await?),
+        None => None,
+    };
     let redis = redis::Redis::new(&config.redis)?;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_not_serving::<ModelSyncServer<Service>>().await;
@@ -109,13 +110,12 @@ pub async fn run(
         config.identity.address.clone(),
     ));
     let counters = Arc::new(Counters::default());
-    let service = Service::new(store, &config, counters.clone(), redis_state);
-    // Room for one data message plus a header's metadata.
-    let limit = config.max_message_bytes + MAX_METADATA_BYTES + (64 << 10);
-    let api = ModelSyncServer::new(service)
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let api = InterceptedService::new(api, access::PeerAccess::new(config.allowed_uids.clone()));
+    let services = Services {
+        api: Arc::new(Service::new(store, &config, counters.clone(), redis_state)),
+        health,
+        reflection,
+        limit: server::message_limit(config.max_message_bytes),
+    };
 
     let draining = counters.clone();
     let trigger = async move {
@@ -126,18 +126,20 @@ pub async fn run(
         );
     };
     let (stop, deadline) = shutdown::with_deadline(trigger, config.shutdown_grace);
-    let serving = tonic::transport::Server::builder()
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_frame_size(MAX_FRAME)
-        .add_service(api)
-        .add_service(health)
-        .add_service(reflection)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop);
+    let access = access::PeerAccess::new(config.allowed_uids.clone());
+    let unix = services.clone().serve_unix(listener, access, stop.clone());
+    let token = access::BearerToken::new(config.tcp.as_ref().and_then(|t| t.token.as_deref()));
+    let tcp = async move {
+        match tcp {
+            Some(listener) => services.serve_tcp(listener, token, stop).await,
+            None => Ok(()),
+        }
+    };
 
     tokio::select! {
-        result = serving => {
-            result?;
+        (unix, tcp) = futures::future::join(unix, tcp) => {
+            unix?;
+            tcp?;
             info!("stopped after every call finished");
         }
         _ = deadline => {
@@ -145,6 +147,14 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+async fn bind_tcp(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, RunError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind { addr, source })?;
+    info!(%addr, "also listening on TCP");
+    Ok(listener)
 }
 
 /// Ends a background task when its owner ends.

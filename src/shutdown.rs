@@ -18,25 +18,33 @@ pub async fn signal_received() {
     info!(signal = name, "shutdown requested");
 }
 
-/// Splits one shutdown trigger in two: the first future tells the server to
-/// stop accepting, the second resolves `grace` later, when whatever is
-/// still running must be closed.
+/// Tells every listener to stop accepting, once the trigger has fired.
+#[derive(Clone)]
+pub struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// Resolves when the listeners must stop accepting.
+    pub fn requested(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopping = self.0.clone();
+        async move {
+            // A dropped sender also ends the wait: nothing can trigger it.
+            let _ = stopping.wait_for(|stop| *stop).await;
+        }
+    }
+}
+
+/// Splits one shutdown trigger in two: [`Stop`] tells the listeners to stop
+/// accepting, and the returned future, which also drives the trigger,
+/// resolves `grace` later, when whatever is still running must be closed.
 pub fn with_deadline(
     trigger: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
-) -> (
-    impl Future<Output = ()> + Send,
-    impl Future<Output = ()> + Send,
-) {
-    let (tx, mut rx) = watch::channel(false);
-    let stop = async move {
+) -> (Stop, impl Future<Output = ()> + Send) {
+    let (tx, rx) = watch::channel(false);
+    let deadline = async move {
         trigger.await;
         let _ = tx.send(true);
-    };
-    let deadline = async move {
-        // A dropped sender also ends the wait: the server has stopped.
-        let _ = rx.wait_for(|stopping| *stopping).await;
         tokio::time::sleep(grace).await;
     };
-    (stop, deadline)
+    (Stop(rx), deadline)
 }

@@ -22,9 +22,9 @@ pub async fn channel(socket: &Path) -> Result<Channel, CliError> {
     // The URI is required by the API but unused: every connection goes to
     // the socket. "localhost" keeps the HTTP/2 authority valid.
     let channel = Endpoint::from_static("http://localhost")
-        .initial_stream_window_size(crate::STREAM_WINDOW)
-        .initial_connection_window_size(crate::CONNECTION_WINDOW)
-        .max_frame_size(crate::MAX_FRAME)
+        .initial_stream_window_size(crate::server::STREAM_WINDOW)
+        .initial_connection_window_size(crate::server::CONNECTION_WINDOW)
+        .max_frame_size(crate::server::MAX_FRAME)
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
             async move { UnixStream::connect(path).await.map(TokioIo::new) }
