@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
 use crate::call::{Call, Counters};
@@ -332,6 +332,11 @@ fn push_data(
         Ok(api::PushRequest { message: None }) => Err(Error::invalid(
             "the client aborted the push (a message with neither header nor data); nothing was stored",
         )),
+        // A message over the transport's limit surfaces here, as an error of
+        // the stream rather than a message.
+        Err(status) if matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted) => {
+            Err(Error::TooLarge(format!("a push message is too large: {}", status.message())))
+        }
         Err(status) => Err(Error::Cancelled(status.message().to_string())),
     })
 }

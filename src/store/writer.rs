@@ -72,9 +72,11 @@ impl Store {
             Ok(()) => upload.commit(request).await,
             Err(e) => Err(e),
         };
-        if result.is_err() {
-            upload.discard().await;
+        if result.is_ok() {
+            upload.committed = true;
         }
+        // A failed upload cleans up when it is dropped, right here, as it
+        // does when the call is dropped mid-way because the client left.
         result
     }
 }
@@ -119,6 +121,8 @@ struct Upload<'a> {
     /// The one stored chunk of a small model, kept in the manifest.
     inline: Option<Vec<u8>>,
     started: Instant,
+    /// Set once the manifest names the chunks, which must then stay.
+    committed: bool,
 }
 
 impl<'a> Upload<'a> {
@@ -148,6 +152,7 @@ impl<'a> Upload<'a> {
             checksums: Vec::new(),
             inline: None,
             started: Instant::now(),
+            committed: false,
         }
     }
 
@@ -335,20 +340,32 @@ impl<'a> Upload<'a> {
             .instrument(span),
         );
     }
+}
 
-    /// Removes what a failed push wrote. A chunk write still in flight may
-    /// land after this; its TTL removes it.
-    async fn discard(&mut self) {
+impl Drop for Upload<'_> {
+    /// Removes what an uncommitted push wrote, in the background: the call
+    /// may be failing because Redis is slow, and its caller should not wait
+    /// for this too. A chunk write still in flight may land after the
+    /// removal; its TTL removes it.
+    fn drop(&mut self) {
         self.in_flight.abort_all();
-        if self.dispatched == 0 {
+        if self.committed || self.dispatched == 0 {
             return;
         }
         let mut del = redis::cmd("UNLINK");
         for index in 0..self.dispatched {
             del.arg(keys::chunk(&self.namespace, &self.key, &self.blob, index));
         }
-        if let Err(e) = self.store.redis.query::<()>(&del).await {
-            debug!(error = %e, "could not remove the chunks of a failed push; they expire with their TTL");
+        let redis = self.store.redis.clone();
+        let span = tracing::debug_span!("discard", namespace = %self.namespace, key = %self.key, blob = %self.blob);
+        let removal = async move {
+            if let Err(e) = redis.query::<()>(&del).await {
+                debug!(error = %e, "could not remove the chunks of a failed push; they expire with their TTL");
+            }
+        };
+        // Outside a runtime (never in the daemon) the TTL alone cleans up.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(removal.instrument(span));
         }
     }
 }
