@@ -3,8 +3,13 @@
 # MODELSYNC_REDIS_URL names one), writes an identity file, starts the
 # daemon, pushes the real model weights, pulls them back, checks them and
 # prints the figures. Everything it starts lives in a temporary folder and
-# is stopped when it ends.
+# is stopped when it ends; with --keep, Redis and the daemon stay up so
+# that the clients' examples can be tried against them.
+#
+# Usage: bash deploy/quickstart.sh [--keep]
 set -euo pipefail
+keep=false
+[ "${1:-}" = "--keep" ] && keep=true
 cd "$(dirname "$0")/.."
 
 bash .ci/setup
@@ -15,6 +20,9 @@ model=$(bash ../shared/data/fetch-real-model.sh)
 work=$(mktemp -d)
 pids=()
 cleanup() {
+  if $keep && [ "${ok:-false}" = true ]; then
+    return
+  fi
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
@@ -45,7 +53,7 @@ if [ -n "${MODELSYNC_REDIS_URL:-}" ]; then
 else
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
-    --logfile "$work/redis.log" &
+    --logfile "$work/redis.log" </dev/null >/dev/null 2>&1 &
   pids+=($!)
   redis=redis://127.0.0.1:$port/0
   wait_for "$!" "$work/redis.log" redis-cli -p "$port" ping
@@ -53,7 +61,8 @@ fi
 
 echo "address: quickstart-node" > "$work/identity.yaml"
 socket=$work/modelsync.sock
-"$bin" --socket "$socket" serve --identity "$work/identity.yaml" --redis "$redis" 2>"$work/daemon.log" &
+"$bin" --socket "$socket" serve --identity "$work/identity.yaml" --redis "$redis" \
+  </dev/null >/dev/null 2>"$work/daemon.log" &
 pids+=($!)
 wait_for "$!" "$work/daemon.log" "$bin" --socket "$socket" health
 
@@ -68,3 +77,10 @@ else
   exit 1
 fi
 "$bin" --socket "$socket" exists -n quickstart -k minilm
+ok=true
+if $keep; then
+  echo
+  echo "kept running: the daemon on $socket, Redis at $redis"
+  echo "  export MODELSYNC_SOCKET=$socket     # the clients and the CLI use it"
+  echo "  stop with: kill ${pids[*]} && rm -rf $work"
+fi

@@ -136,6 +136,7 @@ pub struct FileConfig {
     pub adopt_namespaces: Option<bool>,
     pub listen_tcp: Option<SocketAddr>,
     pub token_file: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
     #[serde(default)]
     pub namespaces: BTreeMap<String, NamespaceFile>,
 }
@@ -150,6 +151,17 @@ pub struct NamespaceFile {
     pub ttl: Option<u64>,
     #[serde(default)]
     pub trust_pickle: bool,
+}
+
+/// How log lines are written.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// How a namespace's models are laid out in Redis.
@@ -192,6 +204,8 @@ pub struct Config {
     pub allowed_uids: Vec<u32>,
     /// The optional TCP listener and the token its callers must present.
     pub tcp: Option<TcpConfig>,
+    /// From the file; the global `--log-format` flag wins over it.
+    pub log_format: LogFormat,
 }
 
 /// The optional TCP listener. `Debug` shows whether a token is set, never
@@ -265,6 +279,7 @@ impl Config {
             metrics_addr: None,
             allowed_uids: Vec::new(),
             tcp: None,
+            log_format: LogFormat::Text,
         }
     }
 
@@ -335,6 +350,7 @@ impl Config {
             .or(file.metrics_addr.as_deref());
         config.metrics_addr = metrics.map(metrics_addr).transpose()?;
         config.tcp = tcp_config(args, &file)?;
+        config.log_format = file.log_format.unwrap_or_default();
         config.allowed_uids = args
             .allowed_uids
             .clone()

@@ -5,10 +5,10 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use tracing::info;
 
-use modelsync::config::{Config, ServeArgs, DEFAULT_SOCKET};
+use modelsync::config::{Config, LogFormat, ServeArgs, DEFAULT_SOCKET};
 use modelsync::{cli, shutdown, socket};
 
 /// glibc's allocator maps and unmaps every multi-megabyte chunk buffer
@@ -31,9 +31,9 @@ struct Cli {
     #[arg(long, global = true, env = "MODELSYNC_SOCKET")]
     socket: Option<PathBuf>,
 
-    /// Log lines as human-readable text or as JSON objects
-    #[arg(long, global = true, env = "MODELSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    /// Log lines as human-readable text or as JSON objects [default: text]
+    #[arg(long, global = true, env = "MODELSYNC_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
 
     #[command(subcommand)]
     command: Command,
@@ -63,32 +63,26 @@ enum ConfigCommand {
     },
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let serving = matches!(cli.command, Command::Serve(_));
-    init_tracing(cli.log_format, if serving { "info" } else { "warn" });
-
     let runtime = tokio::runtime::Runtime::new().expect("starting the async runtime");
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(cli.socket, args)),
+        // The daemon starts logging once its configuration, which may name
+        // the log format, is loaded.
+        Command::Serve(args) => runtime.block_on(serve(cli.socket, cli.log_format, args)),
         Command::Config(ConfigCommand::Check { file, mut serve }) => {
             serve.config = Some(file);
             check_config(cli.socket, &serve)
         }
         Command::Client(command) => {
+            init_tracing(cli.log_format.unwrap_or_default(), "warn");
             let socket = cli.socket.unwrap_or_else(|| DEFAULT_SOCKET.into());
             runtime.block_on(cli::run(&socket, command))
         }
     }
 }
 
-async fn serve(socket: Option<PathBuf>, args: ServeArgs) -> ExitCode {
+async fn serve(socket: Option<PathBuf>, log_format: Option<LogFormat>, args: ServeArgs) -> ExitCode {
     let config = match Config::load(&args, socket) {
         Ok(config) => config,
         Err(e) => {
@@ -96,6 +90,7 @@ async fn serve(socket: Option<PathBuf>, args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    init_tracing(log_format.unwrap_or(config.log_format), "info");
     let (listener, socket_file) = match socket::bind(&config.socket, config.socket_mode) {
         Ok(bound) => bound,
         Err(e) => {
