@@ -93,7 +93,11 @@ impl ModelSync for Service {
         request: Request<Streaming<api::PushRequest>>,
     ) -> Result<Response<api::PushResponse>, Status> {
         let call = Call::start(&self.counters, "push");
-        call.finish(self.push(request.into_inner()).await.map(Response::new))
+        call.finish(
+            self.receive_push(request.into_inner())
+                .await
+                .map(Response::new),
+        )
     }
 
     type PullStream = ResponseStream<api::PullResponse>;
@@ -103,7 +107,7 @@ impl ModelSync for Service {
         request: Request<api::PullRequest>,
     ) -> Result<Response<Self::PullStream>, Status> {
         let call = Call::start(&self.counters, "pull");
-        match self.pull(request.into_inner()).await {
+        match self.open_pull(request.into_inner()).await {
             Ok((stream, on_success)) => Ok(Response::new(Box::pin(call.track(stream, on_success)))),
             Err(status) => call.finish(Err(status)),
         }
@@ -116,7 +120,7 @@ impl ModelSync for Service {
         let call = Call::start(&self.counters, "exists");
         let api::ExistsRequest { namespace, key } = request.into_inner();
         let result = self
-            .exists(namespace, key)
+            .look_up(namespace, key)
             .await
             .map_err(|e| fail("exists", e));
         call.finish(result.map(Response::new))
@@ -221,7 +225,7 @@ impl ModelSync for Service {
 type PullAnswer = (ResponseStream<api::PullResponse>, Box<dyn FnOnce() + Send>);
 
 impl Service {
-    async fn push(
+    async fn receive_push(
         &self,
         mut messages: Streaming<api::PushRequest>,
     ) -> Result<api::PushResponse, Status> {
@@ -256,7 +260,7 @@ impl Service {
         })
     }
 
-    async fn pull(&self, request: api::PullRequest) -> Result<PullAnswer, Status> {
+    async fn open_pull(&self, request: api::PullRequest) -> Result<PullAnswer, Status> {
         let api::PullRequest { namespace, key } = request;
         check_names(&namespace, &key).map_err(|e| fail("pull", e))?;
         debug!(%namespace, %key, "pull");
@@ -297,7 +301,7 @@ impl Service {
         Ok((Box::pin(stream), Box::new(on_success)))
     }
 
-    async fn exists(&self, namespace: String, key: String) -> Result<api::ExistsResponse, Error> {
+    async fn look_up(&self, namespace: String, key: String) -> Result<api::ExistsResponse, Error> {
         check_names(&namespace, &key)?;
         debug!(%namespace, %key, "exists");
         let info = self.store.head(&namespace, &key).await?;
