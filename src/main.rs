@@ -82,7 +82,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(socket: Option<PathBuf>, log_format: Option<LogFormat>, args: ServeArgs) -> ExitCode {
+async fn serve(
+    socket: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    args: ServeArgs,
+) -> ExitCode {
     let config = match Config::load(&args, socket) {
         Ok(config) => config,
         Err(e) => {
