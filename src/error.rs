@@ -52,10 +52,6 @@ pub enum Error {
     #[error("the client's stream ended abnormally: {0}")]
     Cancelled(String),
 
-    /// The daemon is stopping and takes no new work.
-    #[error("the daemon is shutting down")]
-    ShuttingDown,
-
     /// A bug or an answer from Redis that makes no sense; details are logged.
     #[error("internal error: {0}")]
     Internal(String),

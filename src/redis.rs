@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation};
 
 use crate::config::RedisConfig;
 use crate::error::Error;
@@ -127,9 +127,4 @@ impl Redis {
         }
         Error::Internal(format!("redis at {endpoint}: {error}"))
     }
-}
-
-/// Builds a script once; Redis caches it by hash.
-pub fn script(source: &str) -> Script {
-    Script::new(source)
 }

@@ -13,7 +13,6 @@
 //! | Conflict       | ABORTED             | pull, then push again            |
 //! | Mismatch       | FAILED_PRECONDITION | align the namespace's settings   |
 //! | Cancelled      | CANCELLED           | nothing: the client left         |
-//! | ShuttingDown   | UNAVAILABLE         | retry on the restarted daemon    |
 //! | Internal       | INTERNAL            | report it; details are logged    |
 
 use tonic::{Code, Status};
@@ -34,7 +33,6 @@ pub fn code(error: &Error) -> Code {
         Error::Conflict { .. } => Code::Aborted,
         Error::Mismatch(_) => Code::FailedPrecondition,
         Error::Cancelled(_) => Code::Cancelled,
-        Error::ShuttingDown => Code::Unavailable,
         Error::Internal(_) => Code::Internal,
     }
 }

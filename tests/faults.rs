@@ -667,16 +667,6 @@ impl Drop for Binary {
     }
 }
 
-async fn connect_when_ready(socket: &Path) -> Client {
-    for _ in 0..400 {
-        if let Ok(client) = modelsync::cli::connect(socket).await {
-            return client;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the daemon never listened at {}", socket.display());
-}
-
 // Killed mid-push.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -686,7 +676,7 @@ async fn a_daemon_killed_mid_push_starts_again_on_its_socket_and_shows_no_torn_v
     let socket = dir.path().join("run/modelsync.sock");
     let args = ["--chunk-size", "1048576"];
     let mut daemon = Binary::spawn(dir.path(), &socket, &redis.url(), &args);
-    let mut client = connect_when_ready(&socket).await;
+    let mut client = support::connect_when_ready(&socket).await;
     let mut conn = redis.connection();
     let first = sample(3 << 20, 1);
     push(&mut client, header("ns", "k"), first.clone())
@@ -734,7 +724,7 @@ async fn a_daemon_killed_mid_push_starts_again_on_its_socket_and_shows_no_torn_v
     assert!(socket.exists(), "SIGKILL leaves the socket file behind");
 
     let _again = Binary::spawn(dir.path(), &socket, &redis.url(), &args);
-    let mut client = connect_when_ready(&socket).await;
+    let mut client = support::connect_when_ready(&socket).await;
     let (info, data) = pull(&mut client, "ns", "k").await.unwrap();
     assert_eq!(info.version, 1, "only the first version committed");
     assert!(data == first, "the first version is pulled whole");
@@ -769,7 +759,7 @@ async fn sigterm_with_idle_half_open_and_stalled_connections_exits_within_the_gr
         &redis.url(),
         &["--shutdown-grace", "2"],
     );
-    let mut client = connect_when_ready(&socket).await;
+    let mut client = support::connect_when_ready(&socket).await;
     // Larger than every buffer between Redis and the reader together: the
     // chunk window and both HTTP/2 flow-control windows.
     let model: Bytes = (0..96u32 << 20)

@@ -6,7 +6,6 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use modelsync::proto::v1 as api;
 use modelsync::socket::{bind, SocketError};
@@ -109,16 +108,6 @@ fn a_bad_identity_file_stops_startup_with_one_line_and_status_64() {
     }
 }
 
-async fn wait_for_socket(path: &Path) {
-    for _ in 0..200 {
-        if modelsync::cli::connect(path).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the daemon never listened at {}", path.display());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_address_is_kept_exactly_as_written() {
     let redis = RedisServer::start();
@@ -127,7 +116,7 @@ async fn the_address_is_kept_exactly_as_written() {
     std::fs::write(&identity, "address: 0x00Ab12\nrack: 007\nzone: 'eu-1'\n").unwrap();
     let socket = dir.path().join("s.sock");
     let mut daemon = serve(&socket, &identity, &redis.url());
-    wait_for_socket(&socket).await;
+    support::connect_when_ready(&socket).await;
 
     let mut client = modelsync::cli::connect(&socket).await.unwrap();
     let status = client
@@ -156,7 +145,7 @@ async fn sigterm_during_a_pull_lets_it_finish_then_removes_the_socket() {
     std::fs::write(&identity, "address: node-a\n").unwrap();
     let socket = dir.path().join("s.sock");
     let daemon = serve(&socket, &identity, &redis.url());
-    wait_for_socket(&socket).await;
+    support::connect_when_ready(&socket).await;
 
     let mut client = modelsync::cli::connect(&socket).await.unwrap();
     let data = sample(48 << 20, 3);

@@ -113,16 +113,6 @@ fn spawn_daemon(dir: &Path, redis_url: &str, extra: &[&str], rust_log: &str) -> 
     Running { child, logs }
 }
 
-async fn connect_when_ready(socket: &Path) -> support::Client {
-    for _ in 0..200 {
-        if let Ok(client) = modelsync::cli::connect(socket).await {
-            return client;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the daemon never listened");
-}
-
 /// Stops the daemon with SIGTERM and returns everything it logged.
 fn stop(mut daemon: Running) -> String {
     unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
@@ -144,7 +134,7 @@ async fn metrics_count_a_known_sequence_of_calls() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let daemon = spawn_daemon(dir.path(), &redis.url(), &["--metrics-addr", &addr], "warn");
-    let mut client = connect_when_ready(&dir.path().join("s.sock")).await;
+    let mut client = support::connect_when_ready(&dir.path().join("s.sock")).await;
 
     push(&mut client, header("ns", "a"), sample(5000, 1))
         .await
@@ -232,7 +222,7 @@ async fn json_logs_parse_line_by_line_and_never_show_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("redis://:{PASSWORD}@127.0.0.1:{}/0", redis.port);
     let daemon = spawn_daemon(dir.path(), &url, &["--log-format", "json"], "trace");
-    let mut client = connect_when_ready(&dir.path().join("s.sock")).await;
+    let mut client = support::connect_when_ready(&dir.path().join("s.sock")).await;
     push(&mut client, header("ns", "k"), sample(100, 1))
         .await
         .unwrap();
@@ -263,7 +253,7 @@ async fn a_wrong_password_is_reported_as_such_and_not_shown() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("redis://:wrong-guess-77@127.0.0.1:{}/0", redis.port);
     let daemon = spawn_daemon(dir.path(), &url, &[], "debug");
-    let mut client = connect_when_ready(&dir.path().join("s.sock")).await;
+    let mut client = support::connect_when_ready(&dir.path().join("s.sock")).await;
 
     let err = push(&mut client, header("ns", "k"), sample(10, 1))
         .await
@@ -285,7 +275,7 @@ async fn a_password_from_a_file_is_used_and_never_shown() {
     let url = format!("redis://127.0.0.1:{}/0", redis.port);
     let file = secret.to_str().unwrap();
     let daemon = spawn_daemon(dir.path(), &url, &["--redis-password-file", file], "trace");
-    let mut client = connect_when_ready(&dir.path().join("s.sock")).await;
+    let mut client = support::connect_when_ready(&dir.path().join("s.sock")).await;
 
     push(&mut client, header("ns", "k"), sample(100, 1))
         .await

@@ -25,6 +25,10 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return {}
 ";
 
+/// Hashed once; Redis runs it by that hash.
+static RECORD_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(RECORD));
+
 impl Store {
     /// The settings a namespace is stored with, as agreed through Redis.
     pub async fn agreed(&self, namespace: &str) -> Result<NamespaceSettings> {
@@ -32,7 +36,7 @@ impl Store {
             return Ok(settings.clone());
         }
         let own = self.namespace(namespace);
-        let script = redis::Script::new(RECORD);
+        let script = &*RECORD_SCRIPT;
         let mut invocation = script.key(keys::namespace(namespace));
         for (field, value) in fields(&own) {
             invocation.arg(field).arg(value);

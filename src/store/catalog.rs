@@ -18,6 +18,10 @@ redis.call('DEL', KEYS[1])
 return manifest or ''
 ";
 
+/// Hashed once; Redis runs it by that hash.
+static TAKE_MANIFEST_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(TAKE_MANIFEST));
+
 /// How many keys SCAN is asked to look at per round trip.
 const SCAN_COUNT: u64 = 1000;
 
@@ -26,7 +30,7 @@ impl Store {
     /// whether there was one. Chunks of replaced versions expire with their
     /// grace period.
     pub(super) async fn delete_chunked(&self, namespace: &str, key: &str) -> Result<bool> {
-        let script = redis::Script::new(TAKE_MANIFEST);
+        let script = &*TAKE_MANIFEST_SCRIPT;
         let mut invocation = script.key(keys::manifest(namespace, key));
         let previous: Vec<u8> = self.redis.script(&mut invocation).await?;
         if previous.is_empty() {

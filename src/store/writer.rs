@@ -49,6 +49,10 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1, version + 1, current[2] or ''}
 ";
 
+/// Hashed once; Redis runs it by that hash.
+static COMMIT_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(COMMIT));
+
 impl Store {
     /// Stores `data` as the next version of a chunked model and commits it.
     pub(super) async fn push_chunked<S>(
@@ -267,7 +271,7 @@ impl<'a> Upload<'a> {
             0
         };
 
-        let script = redis::Script::new(COMMIT);
+        let script = &*COMMIT_SCRIPT;
         let mut invocation = script.key(keys::manifest(&self.namespace, &self.key));
         for index in 0..stored_chunks {
             invocation.key(keys::chunk(&self.namespace, &self.key, &self.blob, index));

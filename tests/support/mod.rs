@@ -211,6 +211,17 @@ impl Drop for Daemon {
     }
 }
 
+/// Connects to a daemon started as a separate process, once it listens.
+pub async fn connect_when_ready(socket: &Path) -> Client {
+    for _ in 0..400 {
+        if let Ok(client) = connect(socket).await {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the daemon never listened at {}", socket.display());
+}
+
 /// The header of a push.
 pub fn header(namespace: &str, key: &str) -> api::PushHeader {
     api::PushHeader {
