@@ -17,6 +17,8 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 4 << 20;
 pub const DEFAULT_WINDOW: usize = 8;
 pub const DEFAULT_TTL_SECONDS: u64 = 3600;
 pub const DEFAULT_GRACE_SECONDS: u64 = 60;
+/// Seconds between the checks of Redis that back up commit notices.
+pub const DEFAULT_CHECK_INTERVAL_SECONDS: f64 = 2.0;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 pub const DEFAULT_CONNECT_TIMEOUT_SECONDS: f64 = 2.0;
 pub const DEFAULT_REDIS_TIMEOUT_SECONDS: f64 = 10.0;
@@ -66,6 +68,11 @@ pub struct ServeArgs {
     /// Seconds a replaced version stays readable for pulls in flight [default: 60]
     #[arg(long, env = "MODELSYNC_GRACE")]
     pub grace: Option<u64>,
+
+    /// Seconds between checks of Redis by calls that wait for a new version
+    /// or watch a namespace, in case a commit notice was lost [default: 2]
+    #[arg(long, env = "MODELSYNC_CHECK_INTERVAL")]
+    pub check_interval: Option<f64>,
 
     /// Largest payload of one data message, in bytes, both ways [default: 1048576]
     #[arg(long, env = "MODELSYNC_MAX_MESSAGE_BYTES")]
@@ -126,6 +133,7 @@ pub struct FileConfig {
     pub window: Option<usize>,
     pub ttl: Option<u64>,
     pub grace: Option<u64>,
+    pub check_interval: Option<f64>,
     pub max_message_bytes: Option<usize>,
     pub connect_timeout: Option<f64>,
     pub redis_timeout: Option<f64>,
@@ -239,6 +247,8 @@ pub struct StorageConfig {
     pub window: usize,
     pub ttl: Duration,
     pub grace: Duration,
+    /// How often waiting and watching calls check Redis themselves.
+    pub check_interval: Duration,
     pub namespaces: BTreeMap<String, NamespaceSettings>,
     /// Use the settings recorded in Redis for a namespace when they differ
     /// from this daemon's, instead of refusing.
@@ -406,6 +416,11 @@ impl StorageConfig {
             window: args.window.or(file.window).unwrap_or(DEFAULT_WINDOW),
             ttl: Duration::from_secs(args.ttl.or(file.ttl).unwrap_or(DEFAULT_TTL_SECONDS)),
             grace: Duration::from_secs(args.grace.or(file.grace).unwrap_or(DEFAULT_GRACE_SECONDS)),
+            check_interval: seconds(
+                "check_interval",
+                args.check_interval.or(file.check_interval),
+                DEFAULT_CHECK_INTERVAL_SECONDS,
+            )?,
             namespaces: BTreeMap::new(),
             adopt: args.adopt_namespaces || file.adopt_namespaces.unwrap_or(false),
         };
@@ -509,6 +524,7 @@ impl Default for StorageConfig {
             window: DEFAULT_WINDOW,
             ttl: Duration::from_secs(DEFAULT_TTL_SECONDS),
             grace: Duration::from_secs(DEFAULT_GRACE_SECONDS),
+            check_interval: Duration::from_secs_f64(DEFAULT_CHECK_INTERVAL_SECONDS),
             namespaces: BTreeMap::new(),
             adopt: false,
         }

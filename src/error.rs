@@ -40,6 +40,18 @@ pub enum Error {
     #[error("{0}")]
     Mismatch(String),
 
+    /// No version newer than the one asked for was committed in time.
+    #[error("{0}")]
+    NoNewerVersion(String),
+
+    /// The namespace's layout cannot do what was asked.
+    #[error("{0}")]
+    Unsupported(String),
+
+    /// The daemon is stopping and no longer waits on anything.
+    #[error("the modelsync daemon is shutting down; call again once it is back")]
+    ShuttingDown,
+
     /// Redis is out of memory and refuses writes.
     #[error("redis at {endpoint} is out of memory and refuses writes: free memory or raise maxmemory, then push again")]
     OutOfMemory { endpoint: String },

@@ -110,13 +110,6 @@ pub async fn run(
         config.identity.address.clone(),
     ));
     let counters = Arc::new(Counters::default());
-    let services = Services {
-        api: Arc::new(Service::new(store, &config, counters.clone(), redis_state)),
-        health,
-        reflection,
-        limit: server::message_limit(config.max_message_bytes),
-    };
-
     let draining = counters.clone();
     let trigger = async move {
         shutdown.await;
@@ -126,6 +119,14 @@ pub async fn run(
         );
     };
     let (stop, deadline) = shutdown::with_deadline(trigger, config.shutdown_grace);
+    let api = Service::new(store, &config, counters.clone(), redis_state, stop.clone());
+    let services = Services {
+        api: Arc::new(api),
+        health,
+        reflection,
+        limit: server::message_limit(config.max_message_bytes),
+    };
+
     let access = access::PeerAccess::new(config.allowed_uids.clone());
     let unix = services.clone().serve_unix(listener, access, stop.clone());
     let token = access::BearerToken::new(config.tcp.as_ref().and_then(|t| t.token.as_deref()));

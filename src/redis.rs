@@ -14,8 +14,10 @@ use crate::error::Error;
 /// A handle on the Redis connection; cheap to clone.
 #[derive(Clone)]
 pub struct Redis {
+    client: redis::Client,
     manager: ConnectionManager,
     endpoint: String,
+    connect_timeout: Duration,
     timeout: Duration,
 }
 
@@ -33,11 +35,13 @@ impl Redis {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1));
-        let manager = ConnectionManager::new_lazy_with_config(client, manager_config)
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
             .map_err(|e| Error::Internal(format!("redis connection manager: {e}")))?;
 
         Ok(Redis {
+            client,
             manager,
+            connect_timeout: config.connect_timeout,
             endpoint: config.endpoint(),
             // Covers connecting and answering, so that no call waits longer
             // than both together whatever state the connection is in.
@@ -69,6 +73,23 @@ impl Redis {
     ) -> Result<T, Error> {
         let mut conn = self.manager.clone();
         self.bounded(invocation.invoke_async(&mut conn)).await
+    }
+
+    /// Opens a connection of its own, subscribed to the channels that
+    /// match `pattern`: pub/sub cannot share the lasting connection.
+    pub async fn subscriber(&self, pattern: &str) -> Result<redis::aio::PubSub, Error> {
+        let subscribe = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.psubscribe(pattern).await?;
+            Ok(pubsub)
+        };
+        match tokio::time::timeout(self.connect_timeout * 2, subscribe).await {
+            Ok(result) => result.map_err(|e| self.classify(e)),
+            Err(_) => Err(Error::Timeout {
+                endpoint: self.endpoint.clone(),
+                timeout: self.connect_timeout * 2,
+            }),
+        }
     }
 
     /// Answers whether Redis responds to PING now.

@@ -18,7 +18,8 @@ use crate::health::RedisState;
 use crate::identity::Identity;
 use crate::proto::v1 as api;
 use crate::proto::v1::model_sync_server::ModelSync;
-use crate::store::{ModelInfo, NewVersion, Store};
+use crate::shutdown::Stop;
+use crate::store::{ModelInfo, NewVersion, Newer, Store, MAX_WAIT};
 
 /// Names longer than this are refused.
 pub const MAX_NAME_BYTES: usize = 1024;
@@ -36,6 +37,9 @@ pub struct Service {
     started: Instant,
     counters: Arc<Counters>,
     redis_state: Arc<RedisState>,
+    /// Ends waiting calls when the daemon stops, instead of holding up its
+    /// drain until their deadline.
+    stop: Stop,
 }
 
 impl Service {
@@ -44,6 +48,7 @@ impl Service {
         config: &Config,
         counters: Arc<Counters>,
         redis_state: Arc<RedisState>,
+        stop: Stop,
     ) -> Self {
         Service {
             store,
@@ -52,6 +57,18 @@ impl Service {
             started: Instant::now(),
             counters,
             redis_state,
+            stop,
+        }
+    }
+
+    /// Runs a call that may wait, ending it early if the daemon stops.
+    async fn unless_stopping<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        tokio::select! {
+            result = call => result,
+            _ = self.stop.requested() => Err(Error::ShuttingDown),
         }
     }
 
@@ -118,9 +135,8 @@ impl ModelSync for Service {
         request: Request<api::ExistsRequest>,
     ) -> Result<Response<api::ExistsResponse>, Status> {
         let call = Call::start(&self.counters, "exists");
-        let api::ExistsRequest { namespace, key } = request.into_inner();
         let result = self
-            .look_up(namespace, key)
+            .look_up(request.into_inner())
             .await
             .map_err(|e| fail("exists", e));
         call.finish(result.map(Response::new))
@@ -218,6 +234,19 @@ impl ModelSync for Service {
         let result = result.await.map_err(|e| fail("namespace", e));
         call.finish(result.map(Response::new))
     }
+
+    type WatchStream = ResponseStream<api::WatchResponse>;
+
+    async fn watch(
+        &self,
+        request: Request<api::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let call = Call::start(&self.counters, "watch");
+        match self.open_watch(request.into_inner()).await {
+            Ok(stream) => Ok(Response::new(Box::pin(call.track(stream, || {})))),
+            Err(e) => call.finish(Err(fail("watch", e))),
+        }
+    }
 }
 
 /// What a pull answers with: its response stream, and what to record once
@@ -261,15 +290,24 @@ impl Service {
     }
 
     async fn open_pull(&self, request: api::PullRequest) -> Result<PullAnswer, Status> {
-        let api::PullRequest { namespace, key } = request;
+        let api::PullRequest {
+            namespace,
+            key,
+            newer_than,
+            wait_ms,
+        } = request;
         check_names(&namespace, &key).map_err(|e| fail("pull", e))?;
-        debug!(%namespace, %key, "pull");
+        let newer = newer(newer_than, wait_ms).map_err(|e| fail("pull", e))?;
+        debug!(%namespace, %key, ?newer, "pull");
 
-        let snapshot = self
-            .store
-            .open(&namespace, &key)
-            .await
-            .map_err(|e| fail("pull", e))?;
+        let snapshot = match newer {
+            Some(newer) => {
+                self.unless_stopping(self.store.open_newer(&namespace, &key, newer))
+                    .await
+            }
+            None => self.store.open(&namespace, &key).await,
+        };
+        let snapshot = snapshot.map_err(|e| fail("pull", e))?;
         let info = snapshot.info.clone();
         let header = api::PullResponse {
             message: Some(api::pull_response::Message::Header(to_header(&info))),
@@ -301,15 +339,78 @@ impl Service {
         Ok((Box::pin(stream), Box::new(on_success)))
     }
 
-    async fn look_up(&self, namespace: String, key: String) -> Result<api::ExistsResponse, Error> {
+    async fn look_up(&self, request: api::ExistsRequest) -> Result<api::ExistsResponse, Error> {
+        let api::ExistsRequest {
+            namespace,
+            key,
+            newer_than,
+            wait_ms,
+        } = request;
         check_names(&namespace, &key)?;
-        debug!(%namespace, %key, "exists");
-        let info = self.store.head(&namespace, &key).await?;
+        let newer = newer(newer_than, wait_ms)?;
+        debug!(%namespace, %key, ?newer, "exists");
+
+        let info = match newer {
+            Some(newer) => Some(
+                self.unless_stopping(self.store.head_newer(&namespace, &key, newer))
+                    .await?,
+            ),
+            None => self.store.head(&namespace, &key).await?,
+        };
         Ok(api::ExistsResponse {
             exists: info.is_some(),
             header: info.map(|info| to_header(&info)),
         })
     }
+
+    async fn open_watch(
+        &self,
+        request: api::WatchRequest,
+    ) -> Result<ResponseStream<api::WatchResponse>, Error> {
+        let api::WatchRequest {
+            namespace,
+            keys,
+            current,
+        } = request;
+        check_name("namespace", &namespace)?;
+        for key in &keys {
+            check_name("key", key)?;
+        }
+        debug!(%namespace, keys = keys.len(), current, "watch");
+
+        let commits = self.store.watch(&namespace, keys, current).await?;
+        let stopped = self.stop.requested();
+        let stream = commits
+            .map(|commit| {
+                commit
+                    .map(|notice| api::WatchResponse {
+                        key: notice.key,
+                        version: notice.version,
+                        updater: notice.updater,
+                    })
+                    .map_err(|e| fail("watch", e))
+            })
+            .take_until(stopped);
+        Ok(Box::pin(stream))
+    }
+}
+
+/// What a pull or exists call waits for, if anything.
+fn newer(newer_than: Option<u64>, wait_ms: u64) -> Result<Option<Newer>, Error> {
+    let wait = Duration::from_millis(wait_ms);
+    if wait > MAX_WAIT {
+        return Err(Error::invalid(format!(
+            "wait_ms is {wait_ms}; at most {} (a day) is allowed",
+            MAX_WAIT.as_millis()
+        )));
+    }
+    if newer_than.is_none() && wait.is_zero() {
+        return Ok(None);
+    }
+    Ok(Some(Newer {
+        than: newer_than.unwrap_or(0),
+        wait,
+    }))
 }
 
 /// The data messages of a push, each checked against the size limit; any

@@ -12,6 +12,9 @@
 //! | Unauthenticated| UNAVAILABLE         | fix the daemon's Redis password  |
 //! | Conflict       | ABORTED             | pull, then push again            |
 //! | Mismatch       | FAILED_PRECONDITION | align the namespace's settings   |
+//! | Unsupported    | FAILED_PRECONDITION | use a namespace that can do it   |
+//! | NoNewerVersion | DEADLINE_EXCEEDED   | wait again, or give up           |
+//! | ShuttingDown   | UNAVAILABLE         | retry once the daemon is back    |
 //! | Cancelled      | CANCELLED           | nothing: the client left         |
 //! | Internal       | INTERNAL            | report it; details are logged    |
 
@@ -32,6 +35,9 @@ pub fn code(error: &Error) -> Code {
         Error::Unauthenticated { .. } => Code::Unavailable,
         Error::Conflict { .. } => Code::Aborted,
         Error::Mismatch(_) => Code::FailedPrecondition,
+        Error::Unsupported(_) => Code::FailedPrecondition,
+        Error::NoNewerVersion(_) => Code::DeadlineExceeded,
+        Error::ShuttingDown => Code::Unavailable,
         Error::Cancelled(_) => Code::Cancelled,
         Error::Internal(_) => Code::Internal,
     }
@@ -43,7 +49,8 @@ pub fn is_server_side(error: &Error) -> bool {
     matches!(
         code(error),
         Code::Unavailable | Code::DeadlineExceeded | Code::DataLoss | Code::Internal
-    ) || matches!(error, Error::OutOfMemory { .. })
+    ) && !matches!(error, Error::NoNewerVersion(_) | Error::ShuttingDown)
+        || matches!(error, Error::OutOfMemory { .. })
 }
 
 impl From<Error> for Status {

@@ -101,6 +101,7 @@ mod tcp {
         let request = api::ExistsRequest {
             namespace: "ns".into(),
             key: "k".into(),
+            ..Default::default()
         };
         Ok(client.exists(request).await?.into_inner().exists)
     }

@@ -166,6 +166,7 @@ async fn a_deleted_chunk_is_not_found_and_no_bytes_past_it_are_sent() {
     let request = api::PullRequest {
         namespace: "ns".into(),
         key: "k".into(),
+        ..Default::default()
     };
     let mut stream = client.pull(request).await.unwrap().into_inner();
     let mut received = 0usize;
@@ -206,6 +207,7 @@ async fn a_replaced_version_stays_readable_for_the_grace_period() {
     let request = api::PullRequest {
         namespace: "ns".into(),
         key: "k".into(),
+        ..Default::default()
     };
     let mut slow = client.pull(request).await.unwrap().into_inner();
     // ...while a new version commits.

@@ -781,6 +781,7 @@ async fn sigterm_with_idle_half_open_and_stalled_connections_exits_within_the_gr
     let request = api::PullRequest {
         namespace: "ns".into(),
         key: "big".into(),
+        ..Default::default()
     };
     let mut stalled = client.pull(request).await.unwrap().into_inner();
     let mut received = 0usize;

@@ -56,6 +56,7 @@ async fn a_model_of_two_gib_and_one_byte_comes_back_identical() {
     let request = api::PullRequest {
         namespace: "ns".into(),
         key: "huge".into(),
+        ..Default::default()
     };
     let mut stream = client.pull(request).await.unwrap().into_inner();
     let mut received = Xxh3::new();

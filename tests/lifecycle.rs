@@ -156,6 +156,7 @@ async fn sigterm_during_a_pull_lets_it_finish_then_removes_the_socket() {
     let request = api::PullRequest {
         namespace: "ns".into(),
         key: "big".into(),
+        ..Default::default()
     };
     let mut stream = client.pull(request).await.unwrap().into_inner();
     let _header = stream.message().await.unwrap().unwrap();

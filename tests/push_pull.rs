@@ -136,6 +136,7 @@ async fn metadata_comes_back_byte_exact() {
         .exists(api::ExistsRequest {
             namespace: "ns".into(),
             key: "meta".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -177,6 +178,7 @@ async fn missing_key_is_not_found_for_pull_and_false_for_exists() {
         .exists(api::ExistsRequest {
             namespace: "ns".into(),
             key: "absent".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -302,6 +304,7 @@ async fn pulled_data_messages_stay_within_the_limit() {
     let request = api::PullRequest {
         namespace: "ns".into(),
         key: "k".into(),
+        ..Default::default()
     };
     let mut stream = client.pull(request).await.unwrap().into_inner();
     while let Some(message) = stream.message().await.unwrap() {

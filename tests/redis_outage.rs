@@ -13,6 +13,7 @@ fn exists_request() -> api::ExistsRequest {
     api::ExistsRequest {
         namespace: "ns".into(),
         key: "k".into(),
+        ..Default::default()
     }
 }
 

@@ -69,6 +69,7 @@ async fn pull_streamed(client: &mut Client, namespace: &str, key: &str) -> Pulle
         let request = api::PullRequest {
             namespace: namespace.into(),
             key: key.into(),
+            ..Default::default()
         };
         let mut stream = match client.pull(request).await {
             Ok(response) => response.into_inner(),
@@ -985,6 +986,7 @@ async fn names_of_1024_bytes_pass_and_1025_are_invalid_for_every_call() {
             .exists(api::ExistsRequest {
                 namespace: name.clone(),
                 key: name.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -1015,6 +1017,7 @@ async fn names_of_1024_bytes_pass_and_1025_are_invalid_for_every_call() {
             let exists = client.exists(api::ExistsRequest {
                 namespace: ns.clone(),
                 key: k.clone(),
+                ..Default::default()
             });
             results.push(("exists", timeout(exists).await.unwrap().unwrap_err()));
             let delete = client.delete(api::DeleteRequest {

@@ -33,6 +33,7 @@ mod legacy;
 mod machine;
 mod measure;
 mod memory;
+mod notification;
 mod options;
 mod raw_redis;
 mod redis_server;
@@ -78,6 +79,8 @@ fn main() {
     let raw = raw_redis::measure(&url, &weights.bytes, options.rounds);
     raw.print(weights.len());
     let (large, small, concurrency) = through_one_daemon(&runtime, &options, &url, &weights);
+    let notification = runtime.block_on(between_daemons(&options, &url, &weights));
+    notification.print(options.latency_calls);
     let memory = runtime.block_on(memory::measure(&options.daemon, &url, options.huge_size));
     memory.print();
 
@@ -113,6 +116,24 @@ fn print_preamble(options: &Options, weights: &Weights) {
         ),
     );
     item("mode", options.describe());
+}
+
+/// Commit-to-notification delay from one daemon process to another.
+async fn between_daemons(
+    options: &Options,
+    redis_url: &str,
+    weights: &Weights,
+) -> notification::Notification {
+    let pushing = Daemon::start(&options.daemon, redis_url).await;
+    let watching = Daemon::start(&options.daemon, redis_url).await;
+    let (mut pusher, mut watcher) = (pushing.client().await, watching.client().await);
+    notification::measure(
+        &mut pusher,
+        &mut watcher,
+        weights.small(),
+        options.latency_calls,
+    )
+    .await
 }
 
 /// Large transfers, small calls and many clients, all through one daemon

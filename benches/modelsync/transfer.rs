@@ -88,6 +88,7 @@ async fn open(
     let request = api::PullRequest {
         namespace: namespace.into(),
         key: key.into(),
+        ..Default::default()
     };
     let mut stream = client.pull(request).await?.into_inner();
     match stream.message().await?.and_then(|m| m.message) {

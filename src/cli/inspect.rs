@@ -16,6 +16,54 @@ pub struct NameArgs {
     pub key: String,
 }
 
+/// Waiting for a version newer than one already seen.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct WaitArgs {
+    /// Answer only with a version newer than this one, waiting for it (see
+    /// --wait); 0 waits for the model to exist
+    #[arg(long, value_name = "VERSION")]
+    pub newer_than: Option<u64>,
+    /// Seconds to wait for a newer version before giving up with exit
+    /// status 4 [default: 0, or 60 with --newer-than]
+    #[arg(long, value_name = "SECONDS")]
+    pub wait: Option<f64>,
+}
+
+impl WaitArgs {
+    /// The wait in milliseconds, as the API takes it.
+    pub fn wait_ms(&self) -> Result<u64, CliError> {
+        let default = if self.newer_than.is_some() { 60.0 } else { 0.0 };
+        let seconds = self.wait.unwrap_or(default);
+        if !(0.0..=86_400.0).contains(&seconds) {
+            return Err(CliError::Local(format!(
+                "--wait {seconds} is not between 0 and 86400 seconds"
+            )));
+        }
+        Ok((seconds * 1000.0).round() as u64)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExistsArgs {
+    #[command(flatten)]
+    pub name: NameArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// The namespace to watch
+    #[arg(long, short)]
+    pub namespace: String,
+    /// Only these keys (repeat the option); every key when none is given
+    #[arg(long, short)]
+    pub key: Vec<String>,
+    /// First print the current version of every watched model
+    #[arg(long)]
+    pub current: bool,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     /// The namespace to list
@@ -23,11 +71,14 @@ pub struct ListArgs {
     pub namespace: String,
 }
 
-pub async fn exists(socket: &Path, args: NameArgs) -> Result<ExitCode, CliError> {
+pub async fn exists(socket: &Path, args: ExistsArgs) -> Result<ExitCode, CliError> {
     let mut client = connect(socket).await?;
+    let ExistsArgs { name: args, wait } = args;
     let request = api::ExistsRequest {
         namespace: args.namespace,
         key: args.key.clone(),
+        newer_than: wait.newer_than,
+        wait_ms: wait.wait_ms()?,
     };
     let response = client.exists(request).await?.into_inner();
     match response.header {
@@ -169,4 +220,22 @@ pub fn describe(h: &api::ModelHeader) -> String {
         h.updater,
         h.ttl_ms / 1000
     )
+}
+
+/// Prints one line per commit until interrupted.
+pub async fn watch(socket: &Path, args: WatchArgs) -> Result<ExitCode, CliError> {
+    let mut client = connect(socket).await?;
+    let request = api::WatchRequest {
+        namespace: args.namespace,
+        keys: args.key,
+        current: args.current,
+    };
+    let mut commits = client.watch(request).await?.into_inner();
+    while let Some(commit) = commits.message().await? {
+        println!(
+            "{}  version {}  by {}",
+            commit.key, commit.version, commit.updater
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

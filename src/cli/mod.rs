@@ -15,6 +15,9 @@ pub use client::{channel, connect};
 /// Exit status for a model that does not exist, as the legacy client used.
 pub const EXIT_NOT_FOUND: u8 = 3;
 
+/// Exit status for a wait that ended with no newer version.
+pub const EXIT_NOT_NEWER: u8 = 4;
+
 /// The client subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -23,7 +26,7 @@ pub enum Command {
     /// Pull the newest version of a model into a file (or `-` for standard output)
     Pull(transfer::PullArgs),
     /// Tell whether a model exists (exit status 3 when it does not)
-    Exists(inspect::NameArgs),
+    Exists(inspect::ExistsArgs),
     /// List the models of a namespace
     List(inspect::ListArgs),
     /// Delete a model and all its versions
@@ -33,6 +36,8 @@ pub enum Command {
     /// Ask the gRPC health service: exit status 0 while SERVING (Redis
     /// answers), 1 otherwise
     Health,
+    /// Print each commit in a namespace as it happens, until interrupted
+    Watch(inspect::WatchArgs),
     /// Look at namespaces
     #[command(subcommand)]
     Namespace(inspect::NamespaceCommand),
@@ -61,6 +66,7 @@ pub async fn run(socket: &Path, command: Command) -> ExitCode {
         Command::Delete(args) => inspect::delete(socket, args).await,
         Command::Status => inspect::status(socket).await,
         Command::Health => inspect::health(socket).await,
+        Command::Watch(args) => inspect::watch(socket, args).await,
         Command::Namespace(inspect::NamespaceCommand::Show { namespace }) => {
             inspect::namespace(socket, namespace).await
         }
@@ -72,6 +78,9 @@ pub async fn run(socket: &Path, command: Command) -> ExitCode {
             match e {
                 CliError::Call(status) if status.code() == Code::NotFound => {
                     ExitCode::from(EXIT_NOT_FOUND)
+                }
+                CliError::Call(status) if status.code() == Code::DeadlineExceeded => {
+                    ExitCode::from(EXIT_NOT_NEWER)
                 }
                 _ => ExitCode::FAILURE,
             }

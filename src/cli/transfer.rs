@@ -59,6 +59,8 @@ pub struct PullArgs {
     /// only once the pull has succeeded whole
     #[arg(long, short)]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub wait: super::inspect::WaitArgs,
 }
 
 pub async fn push(socket: &Path, args: PushArgs) -> Result<ExitCode, CliError> {
@@ -170,6 +172,8 @@ pub async fn pull(socket: &Path, args: PullArgs) -> Result<ExitCode, CliError> {
     let request = api::PullRequest {
         namespace: args.namespace,
         key: args.key.clone(),
+        newer_than: args.wait.newer_than,
+        wait_ms: args.wait.wait_ms()?,
     };
     let mut stream = client.pull(request).await?.into_inner();
     let header = match stream.message().await?.and_then(|m| m.message) {

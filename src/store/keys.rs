@@ -4,6 +4,7 @@
 //! modelsync:{NS:KEY}:manifest           hash: version, manifest (the commit point)
 //! modelsync:NS:KEY:chunk:BLOB:INDEX     string: one stored chunk of one push
 //! modelsync:namespace:NS                hash: how the namespace is stored
+//! modelsync:commits:NS                  pub/sub channel: "VERSION\nKEY\nUPDATER"
 //! ```
 //!
 //! NS and KEY are escaped so that `%`, `{`, `}`, `:`, `*`, `?`, `[`, `]` and
@@ -36,6 +37,20 @@ pub fn chunk(namespace: &str, key: &str, blob: &str, index: u64) -> String {
 /// The key that records how a namespace is stored.
 pub fn namespace(namespace: &str) -> String {
     format!("{PREFIX}:namespace:{}", escape(namespace))
+}
+
+/// The channel on which every commit in a namespace is announced.
+pub fn commits_channel(namespace: &str) -> String {
+    format!("{PREFIX}:commits:{}", escape(namespace))
+}
+
+/// A pattern that matches the commit channel of every namespace.
+pub const COMMITS_PATTERN: &str = "modelsync:commits:*";
+
+/// Recovers the namespace from a commit channel's name.
+pub fn namespace_of_channel(channel: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(channel).ok()?;
+    unescape(text.strip_prefix(&format!("{PREFIX}:commits:"))?)
 }
 
 /// A SCAN pattern that matches the manifest of every model in a namespace.
@@ -101,6 +116,16 @@ mod tests {
     fn chunk_keys_carry_no_hash_tag() {
         let name = chunk("{ns}", "{k}", "abc", 3);
         assert!(!name.contains('{') && !name.contains('}'), "{name}");
+    }
+
+    #[test]
+    fn the_namespace_is_recovered_from_its_commit_channel() {
+        let channel = commits_channel("a:b*");
+        assert_eq!(
+            namespace_of_channel(channel.as_bytes()).as_deref(),
+            Some("a:b*")
+        );
+        assert_eq!(namespace_of_channel(b"modelsync:other:x"), None);
     }
 
     #[test]

@@ -12,10 +12,12 @@ mod agreement;
 mod catalog;
 #[cfg(test)]
 mod decoding_properties;
+mod feed;
 pub mod keys;
 pub mod legacy;
 mod manifest;
 mod reader;
+mod watch;
 mod writer;
 
 use std::collections::HashMap;
@@ -25,8 +27,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::Stream;
 
+pub use feed::Notice;
 pub use manifest::MAX_CHUNK_SIZE;
 pub use reader::Snapshot;
+pub use watch::{Newer, MAX_WAIT};
 
 use crate::codec::Codec;
 use crate::config::{Layout, NamespaceSettings, StorageConfig};
@@ -42,6 +46,7 @@ pub struct Store {
     redis: Redis,
     settings: Arc<StorageConfig>,
     updater: String,
+    feed: feed::Feed,
     /// Namespaces whose settings have been agreed through Redis.
     agreed: Arc<std::sync::Mutex<HashMap<String, NamespaceSettings>>>,
 }
@@ -94,6 +99,7 @@ impl Store {
     /// A store that signs its pushes with `updater`, the node's address.
     pub fn new(redis: Redis, settings: StorageConfig, updater: String) -> Self {
         Store {
+            feed: feed::Feed::new(redis.clone()),
             redis,
             settings: Arc::new(settings),
             updater,

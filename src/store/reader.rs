@@ -60,7 +60,11 @@ impl Store {
         })
     }
 
-    async fn read_manifest(&self, namespace: &str, key: &str) -> Result<Option<Snapshot>> {
+    pub(super) async fn read_manifest(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Snapshot>> {
         let name = keys::manifest(namespace, key);
         let mut pipe = redis::pipe();
         pipe.cmd("HMGET").arg(&name).arg("version").arg("manifest");

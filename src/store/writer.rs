@@ -27,10 +27,11 @@ pub const INLINE_MAX: usize = 64 << 10;
 const SMALL_CHUNK: usize = 64 << 10;
 
 /// Commits a manifest if every chunk it names is still stored and the
-/// version matches what the caller expects.
+/// version matches what the caller expects, and announces the commit.
 ///
 /// KEYS: the manifest, then every chunk. ARGV: the manifest, its TTL in ms,
-/// the chunks' TTL in ms, the expected current version or "".
+/// the chunks' TTL in ms, the expected current version or "", the commit
+/// channel, and "KEY\nUPDATER" for the notice.
 /// Returns {1, new version, previous manifest or ""}, {2, index of a
 /// missing chunk, ""} or {3, current version, ""}.
 const COMMIT: &str = r"
@@ -46,6 +47,7 @@ if ARGV[4] ~= '' and tonumber(ARGV[4]) ~= version then
 end
 redis.call('HSET', KEYS[1], 'version', version + 1, 'manifest', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PUBLISH', ARGV[5], string.format('%d', version + 1) .. '\n' .. ARGV[6])
 return {1, version + 1, current[2] or ''}
 ";
 
@@ -284,7 +286,9 @@ impl<'a> Upload<'a> {
             .arg(draft.encode())
             .arg(self.manifest_ttl_ms)
             .arg(self.chunk_ttl_ms)
-            .arg(expected);
+            .arg(expected)
+            .arg(keys::commits_channel(&self.namespace))
+            .arg(format!("{}\n{}", self.key, self.store.updater));
         let (status, number, previous): (i64, u64, Vec<u8>) =
             self.store.redis.script(&invocation).await?;
 

@@ -271,6 +271,7 @@ pub async fn pull(
     let request = api::PullRequest {
         namespace: namespace.into(),
         key: key.into(),
+        ..Default::default()
     };
     let mut stream = client.pull(request).await?.into_inner();
     let header = match stream.message().await?.and_then(|m| m.message) {

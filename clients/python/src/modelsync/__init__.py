@@ -12,13 +12,13 @@ from .client import CHANNEL_OPTIONS, DEFAULT_SOCKET, MAX_MESSAGE_BYTES, Client
 from .errors import (Aborted, DataLoss, DeadlineExceeded, FailedPrecondition, Internal,
                      InvalidArgument, ModelSyncError, NotFound, PickleNotTrusted,
                      ResourceExhausted, Unavailable, Unimplemented)
-from .records import DaemonStatus, Model, ModelHeader, NamespaceInfo, PushResult
+from .records import Commit, DaemonStatus, Model, ModelHeader, NamespaceInfo, PushResult
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Client", "DEFAULT_SOCKET", "MAX_MESSAGE_BYTES", "CHANNEL_OPTIONS",
-    "Model", "ModelHeader", "PushResult", "DaemonStatus", "NamespaceInfo",
+    "Commit", "Model", "ModelHeader", "PushResult", "DaemonStatus", "NamespaceInfo",
     "ModelSyncError", "NotFound", "InvalidArgument", "Aborted", "ResourceExhausted",
     "Unavailable", "DeadlineExceeded", "DataLoss", "Internal", "Unimplemented",
     "FailedPrecondition", "PickleNotTrusted",

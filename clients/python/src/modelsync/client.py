@@ -11,7 +11,7 @@ from . import arrays
 from ._proto import modelsync_pb2 as pb
 from ._proto import modelsync_pb2_grpc as pb_grpc
 from .errors import DataLoss, from_rpc_error
-from .records import DaemonStatus, Model, ModelHeader, NamespaceInfo, PushResult
+from .records import Commit, DaemonStatus, Model, ModelHeader, NamespaceInfo, PushResult
 
 #: Where the daemon listens unless told otherwise (MODELSYNC_SOCKET overrides it).
 DEFAULT_SOCKET = "/tmp/modelsync.sock"
@@ -113,11 +113,20 @@ class Client:
 
     # -- reading ---------------------------------------------------------
 
-    def pull(self, namespace: str, key: str) -> Model:
+    def pull(self, namespace: str, key: str, *, newer_than: Optional[int] = None,
+             wait: Optional[float] = None) -> Model:
         """The newest version of (namespace, key), whole. Raises `NotFound`
         when the key does not exist. An array is filled into a preallocated
-        buffer as the data streams in: it is the only full copy."""
-        call = self._stub.Pull(pb.PullRequest(namespace=namespace, key=key), timeout=self.timeout)
+        buffer as the data streams in: it is the only full copy.
+
+        With `newer_than` (a version), answers only with a newer version:
+        when there is none yet, waits up to `wait` seconds (60 by default)
+        for one to be committed, then raises `DeadlineExceeded`. `wait`
+        alone waits for the key to exist. Nothing polls: the daemon hears
+        of the commit when it happens."""
+        request = pb.PullRequest(namespace=namespace, key=key,
+                                 **_waiting(newer_than, wait))
+        call = self._stub.Pull(request, timeout=self._timeout_for(request.wait_ms))
         try:
             first = next(call, None)
             if first is None or first.WhichOneof("message") != "header":
@@ -135,10 +144,34 @@ class Client:
         """Whether (namespace, key) exists now."""
         return self.head(namespace, key) is not None
 
-    def head(self, namespace: str, key: str) -> Optional[ModelHeader]:
-        """The header of the newest version of (namespace, key), or None."""
-        answer = self._unary(self._stub.Exists, pb.ExistsRequest(namespace=namespace, key=key))
+    def head(self, namespace: str, key: str, *, newer_than: Optional[int] = None,
+             wait: Optional[float] = None) -> Optional[ModelHeader]:
+        """The header of the newest version of (namespace, key), or None.
+        `newer_than` and `wait` wait for a newer version as in `pull`."""
+        request = pb.ExistsRequest(namespace=namespace, key=key, **_waiting(newer_than, wait))
+        try:
+            answer = self._stub.Exists(request, timeout=self._timeout_for(request.wait_ms))
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
         return ModelHeader.from_proto(answer.header) if answer.exists else None
+
+    def watch(self, namespace: str, keys: Optional[Iterable[str]] = None, *,
+              current: bool = False) -> Iterator[Commit]:
+        """Every commit in `namespace` (of `keys` only, when given) from now
+        on, as it happens; first the current version of each model with
+        `current=True`. It runs until the caller stops iterating. A commit
+        whose announcement was lost arrives within the daemon's
+        check_interval, and several commits of one model in such a gap may
+        come as the newest alone."""
+        request = pb.WatchRequest(namespace=namespace, keys=list(keys or ()), current=current)
+        call = self._stub.Watch(request)
+        try:
+            for commit in call:
+                yield Commit(commit.key, commit.version, commit.updater)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            call.cancel()
 
     def list(self, namespace: str) -> Iterator[ModelHeader]:
         """The header of every model in `namespace`, streamed as they come."""
@@ -170,12 +203,32 @@ class Client:
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
+    def _timeout_for(self, wait_ms: int) -> Optional[float]:
+        """The client's timeout, stretched to cover a wait the call asks for."""
+        if self.timeout is None:
+            return None
+        return self.timeout + wait_ms / 1000
+
     def _message_limit(self) -> int:
         """1 MiB, or less when the daemon says it takes less."""
         if self._piece_size is None:
             announced = self.status().max_message_bytes
             self._piece_size = min(MAX_MESSAGE_BYTES, announced or MAX_MESSAGE_BYTES)
         return self._piece_size
+
+
+def _waiting(newer_than: Optional[int], wait: Optional[float]) -> dict:
+    """The request fields of a wait for a newer version."""
+    if newer_than is None and wait is None:
+        return {}
+    if wait is None:
+        wait = 60.0
+    if not 0 <= wait <= 86400:
+        raise ValueError(f"wait={wait} is not between 0 and 86400 seconds")
+    fields = {"wait_ms": round(wait * 1000)}
+    if newer_than is not None:
+        fields["newer_than"] = newer_than
+    return fields
 
 
 def _user_metadata(metadata: Optional[Mapping[str, Any]]) -> dict:

@@ -23,6 +23,16 @@ class PushResult:
 
 
 @dataclass(frozen=True)
+class Commit:
+    """One commit seen by `Client.watch`: `key` is at `version` now, pushed by
+    the daemon whose identity address is `updater`."""
+
+    key: str
+    version: int
+    updater: str
+
+
+@dataclass(frozen=True)
 class ModelHeader:
     """What the daemon knows of one committed version of a model.
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmodelsync/v1/modelsync.proto\x12\x0cmodelsync.v1\"\xd6\x02\n\nPushHeader\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x38\n\x08metadata\x18\x03 \x03(\x0b\x32&.modelsync.v1.PushHeader.MetadataEntry\x12\x18\n\x0bttl_seconds\x18\x04 \x01(\x04H\x00\x88\x01\x01\x12\x15\n\x08raw_size\x18\x05 \x01(\x04H\x01\x88\x01\x01\x12\r\n\x05\x63odec\x18\x06 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x07 \x01(\x04H\x02\x88\x01\x01\x12\x1a\n\relement_width\x18\x08 \x01(\rH\x03\x88\x01\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\x42\x0e\n\x0c_ttl_secondsB\x0b\n\t_raw_sizeB\x13\n\x11_expected_versionB\x10\n\x0e_element_width\"T\n\x0bPushRequest\x12*\n\x06header\x18\x01 \x01(\x0b\x32\x18.modelsync.v1.PushHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\t\n\x07message\"[\n\x0cPushResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x10\n\x08raw_size\x18\x02 \x01(\x04\x12\x13\n\x0bstored_size\x18\x03 \x01(\x04\x12\x13\n\x0b\x63hunk_count\x18\x04 \x01(\x04\"\xad\x02\n\x0bModelHeader\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\x0f\n\x07updater\x18\x04 \x01(\t\x12\x15\n\rupdated_at_ms\x18\x05 \x01(\x03\x12\x10\n\x08raw_size\x18\x06 \x01(\x04\x12\x39\n\x08metadata\x18\x07 \x03(\x0b\x32\'.modelsync.v1.ModelHeader.MetadataEntry\x12\r\n\x05\x63odec\x18\x08 \x01(\t\x12\x13\n\x0bstored_size\x18\t \x01(\x04\x12\x13\n\x0b\x63hunk_count\x18\n \x01(\x04\x12\x0e\n\x06ttl_ms\x18\x0b \x01(\x03\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"-\n\x0bPullRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"V\n\x0cPullResponse\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.modelsync.v1.ModelHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\t\n\x07message\"/\n\rExistsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"K\n\x0e\x45xistsResponse\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x12)\n\x06header\x18\x02 \x01(\x0b\x32\x19.modelsync.v1.ModelHeader\" \n\x0bListRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\"9\n\x0cListResponse\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.modelsync.v1.ModelHeader\"/\n\rDeleteRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"\x0f\n\rStatusRequest\"\xdc\x02\n\x0eStatusResponse\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x38\n\x06labels\x18\x02 \x03(\x0b\x32(.modelsync.v1.StatusResponse.LabelsEntry\x12\x16\n\x0eredis_endpoint\x18\x03 \x01(\t\x12\x17\n\x0fredis_connected\x18\x04 \x01(\x08\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x06 \x01(\x04\x12\x14\n\x0c\x63\x61lls_served\x18\x07 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\x08 \x01(\x04\x12/\n\nnamespaces\x18\t \x03(\x0b\x32\x1b.modelsync.v1.NamespaceInfo\x12\x14\n\x0credis_rtt_ms\x18\n \x01(\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"%\n\x10NamespaceRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\"\x80\x01\n\rNamespaceInfo\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06layout\x18\x02 \x01(\t\x12\r\n\x05\x63odec\x18\x03 \x01(\t\x12\x12\n\nchunk_size\x18\x04 \x01(\x04\x12\x13\n\x0bttl_seconds\x18\x05 \x01(\x04\x12\x14\n\x0ctrust_pickle\x18\x06 \x01(\x08\x32\xe7\x03\n\tModelSync\x12?\n\x04Push\x12\x19.modelsync.v1.PushRequest\x1a\x1a.modelsync.v1.PushResponse(\x01\x12?\n\x04Pull\x12\x19.modelsync.v1.PullRequest\x1a\x1a.modelsync.v1.PullResponse0\x01\x12\x43\n\x06\x45xists\x12\x1b.modelsync.v1.ExistsRequest\x1a\x1c.modelsync.v1.ExistsResponse\x12?\n\x04List\x12\x19.modelsync.v1.ListRequest\x1a\x1a.modelsync.v1.ListResponse0\x01\x12\x43\n\x06\x44\x65lete\x12\x1b.modelsync.v1.DeleteRequest\x1a\x1c.modelsync.v1.DeleteResponse\x12\x43\n\x06Status\x12\x1b.modelsync.v1.StatusRequest\x1a\x1c.modelsync.v1.StatusResponse\x12H\n\tNamespace\x12\x1e.modelsync.v1.NamespaceRequest\x1a\x1b.modelsync.v1.NamespaceInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmodelsync/v1/modelsync.proto\x12\x0cmodelsync.v1\"\xd6\x02\n\nPushHeader\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x38\n\x08metadata\x18\x03 \x03(\x0b\x32&.modelsync.v1.PushHeader.MetadataEntry\x12\x18\n\x0bttl_seconds\x18\x04 \x01(\x04H\x00\x88\x01\x01\x12\x15\n\x08raw_size\x18\x05 \x01(\x04H\x01\x88\x01\x01\x12\r\n\x05\x63odec\x18\x06 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x07 \x01(\x04H\x02\x88\x01\x01\x12\x1a\n\relement_width\x18\x08 \x01(\rH\x03\x88\x01\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\x42\x0e\n\x0c_ttl_secondsB\x0b\n\t_raw_sizeB\x13\n\x11_expected_versionB\x10\n\x0e_element_width\"T\n\x0bPushRequest\x12*\n\x06header\x18\x01 \x01(\x0b\x32\x18.modelsync.v1.PushHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\t\n\x07message\"[\n\x0cPushResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x10\n\x08raw_size\x18\x02 \x01(\x04\x12\x13\n\x0bstored_size\x18\x03 \x01(\x04\x12\x13\n\x0b\x63hunk_count\x18\x04 \x01(\x04\"\xad\x02\n\x0bModelHeader\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\x0f\n\x07updater\x18\x04 \x01(\t\x12\x15\n\rupdated_at_ms\x18\x05 \x01(\x03\x12\x10\n\x08raw_size\x18\x06 \x01(\x04\x12\x39\n\x08metadata\x18\x07 \x03(\x0b\x32\'.modelsync.v1.ModelHeader.MetadataEntry\x12\r\n\x05\x63odec\x18\x08 \x01(\t\x12\x13\n\x0bstored_size\x18\t \x01(\x04\x12\x13\n\x0b\x63hunk_count\x18\n \x01(\x04\x12\x0e\n\x06ttl_ms\x18\x0b \x01(\x03\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"f\n\x0bPullRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x17\n\nnewer_than\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x0f\n\x07wait_ms\x18\x04 \x01(\x04\x42\r\n\x0b_newer_than\"V\n\x0cPullResponse\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.modelsync.v1.ModelHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\t\n\x07message\"h\n\rExistsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x17\n\nnewer_than\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x0f\n\x07wait_ms\x18\x04 \x01(\x04\x42\r\n\x0b_newer_than\"K\n\x0e\x45xistsResponse\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x12)\n\x06header\x18\x02 \x01(\x0b\x32\x19.modelsync.v1.ModelHeader\" \n\x0bListRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\"9\n\x0cListResponse\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.modelsync.v1.ModelHeader\"/\n\rDeleteRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"\x0f\n\rStatusRequest\"\xdc\x02\n\x0eStatusResponse\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x38\n\x06labels\x18\x02 \x03(\x0b\x32(.modelsync.v1.StatusResponse.LabelsEntry\x12\x16\n\x0eredis_endpoint\x18\x03 \x01(\t\x12\x17\n\x0fredis_connected\x18\x04 \x01(\x08\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x06 \x01(\x04\x12\x14\n\x0c\x63\x61lls_served\x18\x07 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\x08 \x01(\x04\x12/\n\nnamespaces\x18\t \x03(\x0b\x32\x1b.modelsync.v1.NamespaceInfo\x12\x14\n\x0credis_rtt_ms\x18\n \x01(\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x0cWatchRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\x12\x0f\n\x07\x63urrent\x18\x03 \x01(\x08\">\n\rWatchResponse\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0f\n\x07updater\x18\x03 \x01(\t\"%\n\x10NamespaceRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\"\x80\x01\n\rNamespaceInfo\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06layout\x18\x02 \x01(\t\x12\r\n\x05\x63odec\x18\x03 \x01(\t\x12\x12\n\nchunk_size\x18\x04 \x01(\x04\x12\x13\n\x0bttl_seconds\x18\x05 \x01(\x04\x12\x14\n\x0ctrust_pickle\x18\x06 \x01(\x08\x32\xab\x04\n\tModelSync\x12?\n\x04Push\x12\x19.modelsync.v1.PushRequest\x1a\x1a.modelsync.v1.PushResponse(\x01\x12?\n\x04Pull\x12\x19.modelsync.v1.PullRequest\x1a\x1a.modelsync.v1.PullResponse0\x01\x12\x43\n\x06\x45xists\x12\x1b.modelsync.v1.ExistsRequest\x1a\x1c.modelsync.v1.ExistsResponse\x12?\n\x04List\x12\x19.modelsync.v1.ListRequest\x1a\x1a.modelsync.v1.ListResponse0\x01\x12\x43\n\x06\x44\x65lete\x12\x1b.modelsync.v1.DeleteRequest\x1a\x1c.modelsync.v1.DeleteResponse\x12\x43\n\x06Status\x12\x1b.modelsync.v1.StatusRequest\x1a\x1c.modelsync.v1.StatusResponse\x12H\n\tNamespace\x12\x1e.modelsync.v1.NamespaceRequest\x1a\x1b.modelsync.v1.NamespaceInfo\x12\x42\n\x05Watch\x12\x1a.modelsync.v1.WatchRequest\x1a\x1b.modelsync.v1.WatchResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,31 +50,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELHEADER_METADATAENTRY']._serialized_start=274
   _globals['_MODELHEADER_METADATAENTRY']._serialized_end=321
   _globals['_PULLREQUEST']._serialized_start=874
-  _globals['_PULLREQUEST']._serialized_end=919
-  _globals['_PULLRESPONSE']._serialized_start=921
-  _globals['_PULLRESPONSE']._serialized_end=1007
-  _globals['_EXISTSREQUEST']._serialized_start=1009
-  _globals['_EXISTSREQUEST']._serialized_end=1056
-  _globals['_EXISTSRESPONSE']._serialized_start=1058
-  _globals['_EXISTSRESPONSE']._serialized_end=1133
-  _globals['_LISTREQUEST']._serialized_start=1135
-  _globals['_LISTREQUEST']._serialized_end=1167
-  _globals['_LISTRESPONSE']._serialized_start=1169
-  _globals['_LISTRESPONSE']._serialized_end=1226
-  _globals['_DELETEREQUEST']._serialized_start=1228
-  _globals['_DELETEREQUEST']._serialized_end=1275
-  _globals['_DELETERESPONSE']._serialized_start=1277
-  _globals['_DELETERESPONSE']._serialized_end=1310
-  _globals['_STATUSREQUEST']._serialized_start=1312
-  _globals['_STATUSREQUEST']._serialized_end=1327
-  _globals['_STATUSRESPONSE']._serialized_start=1330
-  _globals['_STATUSRESPONSE']._serialized_end=1678
-  _globals['_STATUSRESPONSE_LABELSENTRY']._serialized_start=1633
-  _globals['_STATUSRESPONSE_LABELSENTRY']._serialized_end=1678
-  _globals['_NAMESPACEREQUEST']._serialized_start=1680
-  _globals['_NAMESPACEREQUEST']._serialized_end=1717
-  _globals['_NAMESPACEINFO']._serialized_start=1720
-  _globals['_NAMESPACEINFO']._serialized_end=1848
-  _globals['_MODELSYNC']._serialized_start=1851
-  _globals['_MODELSYNC']._serialized_end=2338
+  _globals['_PULLREQUEST']._serialized_end=976
+  _globals['_PULLRESPONSE']._serialized_start=978
+  _globals['_PULLRESPONSE']._serialized_end=1064
+  _globals['_EXISTSREQUEST']._serialized_start=1066
+  _globals['_EXISTSREQUEST']._serialized_end=1170
+  _globals['_EXISTSRESPONSE']._serialized_start=1172
+  _globals['_EXISTSRESPONSE']._serialized_end=1247
+  _globals['_LISTREQUEST']._serialized_start=1249
+  _globals['_LISTREQUEST']._serialized_end=1281
+  _globals['_LISTRESPONSE']._serialized_start=1283
+  _globals['_LISTRESPONSE']._serialized_end=1340
+  _globals['_DELETEREQUEST']._serialized_start=1342
+  _globals['_DELETEREQUEST']._serialized_end=1389
+  _globals['_DELETERESPONSE']._serialized_start=1391
+  _globals['_DELETERESPONSE']._serialized_end=1424
+  _globals['_STATUSREQUEST']._serialized_start=1426
+  _globals['_STATUSREQUEST']._serialized_end=1441
+  _globals['_STATUSRESPONSE']._serialized_start=1444
+  _globals['_STATUSRESPONSE']._serialized_end=1792
+  _globals['_STATUSRESPONSE_LABELSENTRY']._serialized_start=1747
+  _globals['_STATUSRESPONSE_LABELSENTRY']._serialized_end=1792
+  _globals['_WATCHREQUEST']._serialized_start=1794
+  _globals['_WATCHREQUEST']._serialized_end=1858
+  _globals['_WATCHRESPONSE']._serialized_start=1860
+  _globals['_WATCHRESPONSE']._serialized_end=1922
+  _globals['_NAMESPACEREQUEST']._serialized_start=1924
+  _globals['_NAMESPACEREQUEST']._serialized_end=1961
+  _globals['_NAMESPACEINFO']._serialized_start=1964
+  _globals['_NAMESPACEINFO']._serialized_end=2092
+  _globals['_MODELSYNC']._serialized_start=2095
+  _globals['_MODELSYNC']._serialized_end=2650
 # @@protoc_insertion_point(module_scope)

@@ -87,12 +87,16 @@ class ModelHeader(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ..., version: _Optional[int] = ..., updater: _Optional[str] = ..., updated_at_ms: _Optional[int] = ..., raw_size: _Optional[int] = ..., metadata: _Optional[_Mapping[str, bytes]] = ..., codec: _Optional[str] = ..., stored_size: _Optional[int] = ..., chunk_count: _Optional[int] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
 
 class PullRequest(_message.Message):
-    __slots__ = ("namespace", "key")
+    __slots__ = ("namespace", "key", "newer_than", "wait_ms")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    NEWER_THAN_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     key: str
-    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+    newer_than: int
+    wait_ms: int
+    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ..., newer_than: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
 
 class PullResponse(_message.Message):
     __slots__ = ("header", "data")
@@ -103,12 +107,16 @@ class PullResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[ModelHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ExistsRequest(_message.Message):
-    __slots__ = ("namespace", "key")
+    __slots__ = ("namespace", "key", "newer_than", "wait_ms")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    NEWER_THAN_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     key: str
-    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+    newer_than: int
+    wait_ms: int
+    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ..., newer_than: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
 
 class ExistsResponse(_message.Message):
     __slots__ = ("exists", "header")
@@ -178,6 +186,26 @@ class StatusResponse(_message.Message):
     namespaces: _containers.RepeatedCompositeFieldContainer[NamespaceInfo]
     redis_rtt_ms: float
     def __init__(self, address: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., redis_endpoint: _Optional[str] = ..., redis_connected: _Optional[bool] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[int] = ..., calls_served: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., namespaces: _Optional[_Iterable[_Union[NamespaceInfo, _Mapping]]] = ..., redis_rtt_ms: _Optional[float] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("namespace", "keys", "current")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    current: bool
+    def __init__(self, namespace: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., current: _Optional[bool] = ...) -> None: ...
+
+class WatchResponse(_message.Message):
+    __slots__ = ("key", "version", "updater")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPDATER_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    version: int
+    updater: str
+    def __init__(self, key: _Optional[str] = ..., version: _Optional[int] = ..., updater: _Optional[str] = ...) -> None: ...
 
 class NamespaceRequest(_message.Message):
     __slots__ = ("namespace",)

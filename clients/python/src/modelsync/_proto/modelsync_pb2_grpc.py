@@ -69,6 +69,11 @@ class ModelSyncStub:
                 request_serializer=modelsync_dot_v1_dot_modelsync__pb2.NamespaceRequest.SerializeToString,
                 response_deserializer=modelsync_dot_v1_dot_modelsync__pb2.NamespaceInfo.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/modelsync.v1.ModelSync/Watch',
+                request_serializer=modelsync_dot_v1_dot_modelsync__pb2.WatchRequest.SerializeToString,
+                response_deserializer=modelsync_dot_v1_dot_modelsync__pb2.WatchResponse.FromString,
+                _registered_method=True)
 
 
 class ModelSyncServicer:
@@ -92,14 +97,17 @@ class ModelSyncServicer:
 
     def Pull(self, request, context):
         """Streams the newest committed version of a model: a header, then data.
-        A key that does not exist (or has expired) is NOT_FOUND.
+        A key that does not exist (or has expired) is NOT_FOUND. With
+        `newer_than` or `wait_ms`, waits for a newer version instead (see
+        PullRequest).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Exists(self, request, context):
-        """Tells whether a model exists, with its header when it does.
+        """Tells whether a model exists, with its header when it does; with
+        `newer_than` or `wait_ms`, waits as Pull does.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -132,6 +140,20 @@ class ModelSyncServicer:
         first daemon to use a namespace records its settings; others must
         match them, or adopt them when configured to, else their calls fail
         with FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Watch(self, request, context):
+        """Streams the commits of a namespace as they happen, until the client
+        cancels. Commits are announced by the daemon that makes them, at the
+        moment they become visible; in case an announcement is lost, the
+        daemon also reads the namespace every `check_interval` (2 s by
+        default), so a commit is reported at most that late. When several
+        commits of one model land within one such gap, only the newest is
+        reported. The legacy layout, which has no versions, is
+        FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -174,6 +196,11 @@ def add_ModelSyncServicer_to_server(servicer, server):
                     servicer.Namespace,
                     request_deserializer=modelsync_dot_v1_dot_modelsync__pb2.NamespaceRequest.FromString,
                     response_serializer=modelsync_dot_v1_dot_modelsync__pb2.NamespaceInfo.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=modelsync_dot_v1_dot_modelsync__pb2.WatchRequest.FromString,
+                    response_serializer=modelsync_dot_v1_dot_modelsync__pb2.WatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -365,6 +392,33 @@ class ModelSync:
             '/modelsync.v1.ModelSync/Namespace',
             modelsync_dot_v1_dot_modelsync__pb2.NamespaceRequest.SerializeToString,
             modelsync_dot_v1_dot_modelsync__pb2.NamespaceInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelsync.v1.ModelSync/Watch',
+            modelsync_dot_v1_dot_modelsync__pb2.WatchRequest.SerializeToString,
+            modelsync_dot_v1_dot_modelsync__pb2.WatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
