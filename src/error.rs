@@ -48,6 +48,11 @@ pub enum Error {
     #[error("redis at {endpoint} refused the credentials: check the user and password")]
     Unauthenticated { endpoint: String },
 
+    /// The call cannot work on what the namespace holds, as it is stored
+    /// (such as arithmetic on the pickles of a legacy namespace).
+    #[error("{0}")]
+    Unsupported(String),
+
     /// The client gave up on the call, or its stream broke.
     #[error("the client's stream ended abnormally: {0}")]
     Cancelled(String),

@@ -12,6 +12,7 @@
 //! | Unauthenticated| UNAVAILABLE         | fix the daemon's Redis password  |
 //! | Conflict       | ABORTED             | pull, then push again            |
 //! | Mismatch       | FAILED_PRECONDITION | align the namespace's settings   |
+//! | Unsupported    | FAILED_PRECONDITION | use a namespace that can serve it|
 //! | Cancelled      | CANCELLED           | nothing: the client left         |
 //! | Internal       | INTERNAL            | report it; details are logged    |
 
@@ -32,6 +33,7 @@ pub fn code(error: &Error) -> Code {
         Error::Unauthenticated { .. } => Code::Unavailable,
         Error::Conflict { .. } => Code::Aborted,
         Error::Mismatch(_) => Code::FailedPrecondition,
+        Error::Unsupported(_) => Code::FailedPrecondition,
         Error::Cancelled(_) => Code::Cancelled,
         Error::Internal(_) => Code::Internal,
     }

@@ -8,12 +8,14 @@
 //! reader reads the manifest once and then only chunks it names, so it sees
 //! one whole version or an error, never a mix.
 
+mod aggregate;
 mod agreement;
 mod catalog;
 #[cfg(test)]
 mod decoding_properties;
 pub mod keys;
 pub mod legacy;
+mod lockstep;
 mod manifest;
 mod reader;
 mod writer;
@@ -25,6 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::Stream;
 
+pub use aggregate::{Aggregation, AggregationRequest, MAX_INPUTS};
 pub use manifest::MAX_CHUNK_SIZE;
 pub use reader::Snapshot;
 
