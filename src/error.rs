@@ -44,10 +44,6 @@ pub enum Error {
     #[error("{0}")]
     NoNewerVersion(String),
 
-    /// The namespace's layout cannot do what was asked.
-    #[error("{0}")]
-    Unsupported(String),
-
     /// The daemon is stopping and no longer waits on anything.
     #[error("the modelsync daemon is shutting down; call again once it is back")]
     ShuttingDown,
@@ -59,6 +55,11 @@ pub enum Error {
     /// Redis refused the daemon's credentials.
     #[error("redis at {endpoint} refused the credentials: check the user and password")]
     Unauthenticated { endpoint: String },
+
+    /// The call cannot work on what the namespace holds, as it is stored
+    /// (such as arithmetic on the pickles of a legacy namespace).
+    #[error("{0}")]
+    Unsupported(String),
 
     /// The client gave up on the call, or its stream broke.
     #[error("the client's stream ended abnormally: {0}")]

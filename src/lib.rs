@@ -9,6 +9,7 @@
 //! - [`status`]: the one mapping from errors to gRPC codes.
 //! - [`store`]: the storage layout on Redis: keys, manifest, writer, reader.
 //! - [`codec`]: compression of single chunks, as pure functions on bytes.
+//! - [`aggregation`]: the element-wise arithmetic of Aggregate, on spans.
 //! - [`redis`]: the lasting, reconnecting, time-bounded Redis connection.
 //!
 //! Around them: [`access`] (which user ids may call), [`config`] (every
@@ -20,6 +21,7 @@
 //! [`proto`] (the generated API and storage types).
 
 pub mod access;
+pub mod aggregation;
 pub mod call;
 pub mod cli;
 pub mod codec;

@@ -11,6 +11,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
+use crate::aggregation::{ElementType, Operation};
 use crate::call::{Call, Counters};
 use crate::config::{Config, Layout, NamespaceSettings};
 use crate::error::Error;
@@ -19,7 +20,7 @@ use crate::identity::Identity;
 use crate::proto::v1 as api;
 use crate::proto::v1::model_sync_server::ModelSync;
 use crate::shutdown::Stop;
-use crate::store::{ModelInfo, NewVersion, Newer, Store, MAX_WAIT};
+use crate::store::{AggregationRequest, ModelInfo, NewVersion, Newer, Store, MAX_WAIT};
 
 /// Names longer than this are refused.
 pub const MAX_NAME_BYTES: usize = 1024;
@@ -247,6 +248,19 @@ impl ModelSync for Service {
             Err(e) => call.finish(Err(fail("watch", e))),
         }
     }
+
+    type AggregateStream = ResponseStream<api::AggregateResponse>;
+
+    async fn aggregate(
+        &self,
+        request: Request<api::AggregateRequest>,
+    ) -> Result<Response<Self::AggregateStream>, Status> {
+        let call = Call::start(&self.counters, "aggregate");
+        match self.open_aggregate(request.into_inner()).await {
+            Ok(stream) => Ok(Response::new(Box::pin(call.track(stream, || {})))),
+            Err(e) => call.finish(Err(fail("aggregate", e))),
+        }
+    }
 }
 
 /// What a pull answers with: its response stream, and what to record once
@@ -337,6 +351,43 @@ impl Service {
             )
         };
         Ok((Box::pin(stream), Box::new(on_success)))
+    }
+
+    async fn open_aggregate(
+        &self,
+        request: api::AggregateRequest,
+    ) -> Result<ResponseStream<api::AggregateResponse>, Error> {
+        let request = aggregation_request(request)?;
+        debug!(namespace = %request.namespace, inputs = request.keys.len(), operation = ?request.operation, "aggregate");
+
+        let aggregation = self.store.aggregate(request).await?;
+        let header = api::AggregateResponse {
+            message: Some(api::aggregate_response::Message::Header(
+                api::AggregateHeader {
+                    element_count: aggregation.element_count,
+                    raw_size: aggregation.raw_size,
+                    inputs: aggregation.inputs.iter().map(to_header).collect(),
+                    metadata: aggregation.metadata,
+                },
+            )),
+        };
+        let max = self.max_message_bytes;
+        let data = aggregation.data.flat_map(move |span| {
+            let pieces: Vec<Result<api::AggregateResponse, Status>> = match span {
+                Ok(span) => split(span, max)
+                    .map(|bytes| {
+                        Ok(api::AggregateResponse {
+                            message: Some(api::aggregate_response::Message::Data(bytes)),
+                        })
+                    })
+                    .collect(),
+                Err(e) => vec![Err(fail("aggregate", e))],
+            };
+            futures::stream::iter(pieces)
+        });
+        Ok(Box::pin(
+            futures::stream::once(async { Ok(header) }).chain(data),
+        ))
     }
 
     async fn look_up(&self, request: api::ExistsRequest) -> Result<api::ExistsResponse, Error> {
@@ -443,6 +494,45 @@ fn push_data(
             Err(Error::TooLarge(format!("a push message is too large: {}", status.message())))
         }
         Err(status) => Err(Error::Cancelled(status.message().to_string())),
+    })
+}
+
+/// Checks an Aggregate request's names and enums and turns it into what
+/// the store needs.
+fn aggregation_request(request: api::AggregateRequest) -> Result<AggregationRequest, Error> {
+    check_name("namespace", &request.namespace)?;
+    for key in &request.keys {
+        check_name("key", key)?;
+    }
+    let element = match api::ElementType::try_from(request.element_type) {
+        Ok(api::ElementType::Float32) => ElementType::Float32,
+        Ok(api::ElementType::Float64) => ElementType::Float64,
+        _ => {
+            return Err(Error::invalid(format!(
+                "element_type {} is not one this daemon knows; give FLOAT32 or FLOAT64",
+                request.element_type
+            )))
+        }
+    };
+    let operation = match api::Operation::try_from(request.operation) {
+        Ok(api::Operation::Sum) => Operation::Sum,
+        Ok(api::Operation::Mean) => Operation::Mean,
+        Ok(api::Operation::WeightedMean) => Operation::WeightedMean,
+        Ok(api::Operation::Min) => Operation::Min,
+        Ok(api::Operation::Max) => Operation::Max,
+        _ => {
+            return Err(Error::invalid(format!(
+            "operation {} is not one this daemon knows; give SUM, MEAN, WEIGHTED_MEAN, MIN or MAX",
+            request.operation
+        )))
+        }
+    };
+    Ok(AggregationRequest {
+        namespace: request.namespace,
+        keys: request.keys,
+        element,
+        operation,
+        weights: request.weights,
     })
 }
 

@@ -8,6 +8,7 @@
 //! reader reads the manifest once and then only chunks it names, so it sees
 //! one whole version or an error, never a mix.
 
+mod aggregate;
 mod agreement;
 mod catalog;
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod decoding_properties;
 mod feed;
 pub mod keys;
 pub mod legacy;
+mod lockstep;
 mod manifest;
 mod reader;
 mod watch;
@@ -28,6 +30,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub use feed::Notice;
+pub use aggregate::{Aggregation, AggregationRequest, MAX_INPUTS};
 pub use manifest::MAX_CHUNK_SIZE;
 pub use reader::Snapshot;
 pub use watch::{Newer, MAX_WAIT};

@@ -86,6 +86,15 @@ impl Store {
     /// The raw bytes of a snapshot, chunk by chunk, each checked against
     /// its checksum before it is handed on.
     pub fn chunks(&self, snapshot: Snapshot) -> Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>> {
+        self.chunks_ahead(snapshot, self.settings.window)
+    }
+
+    /// The same, fetching at most `window` chunks ahead of the reader.
+    pub fn chunks_ahead(
+        &self,
+        snapshot: Snapshot,
+        window: usize,
+    ) -> Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>> {
         let checked = match snapshot.body {
             Body::Legacy(raw) => return Box::pin(futures::stream::iter([Ok(raw)])),
             Body::Chunked(checked) => checked,
@@ -101,7 +110,7 @@ impl Store {
         let redis = self.redis.clone();
         let fetches = futures::stream::iter(0..info.chunk_count)
             .map(move |index| fetch_chunk(redis.clone(), checked.clone(), info.clone(), index));
-        Box::pin(fetches.buffered(self.settings.window))
+        Box::pin(fetches.buffered(window.max(1)))
     }
 }
 

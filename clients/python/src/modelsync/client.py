@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Iterator, Mapping, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import grpc
 import numpy as np
@@ -11,7 +11,8 @@ from . import arrays
 from ._proto import modelsync_pb2 as pb
 from ._proto import modelsync_pb2_grpc as pb_grpc
 from .errors import DataLoss, from_rpc_error
-from .records import Commit, DaemonStatus, Model, ModelHeader, NamespaceInfo, PushResult
+from .records import (AggregateResult, Commit, DaemonStatus, Model, ModelHeader, NamespaceInfo,
+                      PushResult)
 
 #: Where the daemon listens unless told otherwise (MODELSYNC_SOCKET overrides it).
 DEFAULT_SOCKET = "/tmp/modelsync.sock"
@@ -27,6 +28,21 @@ MAX_MESSAGE_BYTES = 1 << 20
 CHANNEL_OPTIONS = (("grpc.default_authority", "localhost"),)
 
 Data = Any  # bytes-like, binary file, iterable of bytes-like, or numpy array
+
+#: What `Client.aggregate` computes at each element position.
+OPERATIONS = {
+    "sum": pb.OPERATION_SUM,
+    "mean": pb.OPERATION_MEAN,
+    "weighted_mean": pb.OPERATION_WEIGHTED_MEAN,
+    "min": pb.OPERATION_MIN,
+    "max": pb.OPERATION_MAX,
+}
+
+#: The element types the daemon combines, as numpy dtypes.
+ELEMENT_TYPES = {
+    np.dtype("<f4"): pb.ELEMENT_TYPE_FLOAT32,
+    np.dtype("<f8"): pb.ELEMENT_TYPE_FLOAT64,
+}
 
 
 class Client:
@@ -78,14 +94,11 @@ class Client:
         entries = _user_metadata(metadata)
         size = self._message_limit()
         raw_size, pieces = _pieces(data, size, entries)
-        header = pb.PushHeader(namespace=namespace, key=key, metadata=entries, codec=codec or "")
-        if ttl is not None:
-            header.ttl_seconds = int(ttl)
-        if raw_size is not None:
-            header.raw_size = raw_size
-        if expected_version is not None:
-            header.expected_version = int(expected_version)
+        header = _push_header(namespace, key, entries, raw_size, ttl, codec, expected_version)
+        return self._send(header, pieces)
 
+    def _send(self, header: pb.PushHeader, pieces: Iterable) -> PushResult:
+        """Pushes the header, then every non-empty piece, as one push."""
         failure = []
 
         def requests() -> Iterator[pb.PushRequest]:
@@ -184,6 +197,83 @@ class Client:
         finally:
             call.cancel()  # a no-op once the stream is done; ends it when the caller stops early
 
+    # -- aggregating -----------------------------------------------------
+
+    def aggregate(self, namespace: str, keys: Optional[Iterable[str]] = None,
+                  op: str = "mean", dtype: Any = np.float32,
+                  weights: Optional[Mapping[str, float]] = None) -> np.ndarray:
+        """The element-wise `op` of the models `keys` of `namespace` (every
+        model of it when None), computed by the daemon as it streams them
+        from Redis, so that no model but the result reaches this process.
+
+        `op` is "sum", "mean", "weighted_mean", "min" or "max"; "mean" with
+        `weights` (key -> weight, such as sample counts) is the weighted mean.
+        `dtype` is float32 or float64: the inputs' element type, and the
+        result's. The result has the inputs' shape when they share one, else
+        it is flat. Refusals raise `InvalidArgument` (sizes or dtypes differ,
+        bad weights), `NotFound` (a key is missing) or `FailedPrecondition`
+        (a legacy namespace)."""
+        call, header = self._open_aggregate(namespace, keys, op, dtype, weights)
+        try:
+            builder = arrays.ArrayBuilder(header.metadata, header.raw_size)
+            for piece in _aggregate_data(call):
+                builder.write(piece)
+            return builder.finish()
+        except ValueError as e:
+            raise DataLoss(f"aggregation of {namespace}: {e}") from None
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            call.cancel()  # a no-op once the stream is done
+
+    def aggregate_into(self, namespace: str, keys: Optional[Iterable[str]], op: str,
+                       target_key: str, *, dtype: Any = np.float32,
+                       weights: Optional[Mapping[str, float]] = None,
+                       metadata: Optional[Mapping[str, Any]] = None, ttl: Optional[int] = None,
+                       codec: Optional[str] = None, expected_version: Optional[int] = None,
+                       check_inputs: Optional[Callable[[List[ModelHeader]], None]] = None,
+                       ) -> AggregateResult:
+        """Like `aggregate`, but stores the result as a new version of
+        (namespace, target_key) instead of returning it: each piece of the
+        Aggregate stream is sent on as a piece of a Push on the same
+        channel, so the result is never held here, not even once. The
+        result keeps its array metadata; `metadata`, `ttl`, `codec` and
+        `expected_version` are as for `push`. `check_inputs`, when given, is
+        called with the inputs' headers (the exact versions being combined)
+        before anything is stored; an exception it raises ends the call and
+        is raised here. Nothing is stored if the aggregation fails part-way."""
+        entries = _user_metadata(metadata)
+        call, header = self._open_aggregate(namespace, keys, op, dtype, weights)
+        inputs = [ModelHeader.from_proto(h) for h in header.inputs]
+        try:
+            if check_inputs is not None:
+                check_inputs(inputs)
+            entries.update(header.metadata)
+            push_header = _push_header(namespace, target_key, entries, header.raw_size, ttl,
+                                       codec, expected_version)
+            pushed = self._send(push_header, _converted(_aggregate_data(call)))
+        finally:
+            call.cancel()
+        return AggregateResult(pushed, inputs)
+
+    def _open_aggregate(self, namespace, keys, op, dtype, weights):
+        """Starts an Aggregate call; answers it and its header."""
+        request = pb.AggregateRequest(
+            namespace=namespace, keys=list(keys or ()), element_type=_element_type(dtype),
+            operation=_operation(op, weights),
+            weights={str(k): float(w) for k, w in (weights or {}).items()})
+        call = self._stub.Aggregate(request, timeout=self.timeout)
+        try:
+            first = next(call, None)
+            if first is None or first.WhichOneof("message") != "header":
+                raise DataLoss("the daemon's answer did not start with a header")
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        except BaseException:
+            call.cancel()
+            raise
+        return call, first.header
+
     # -- the daemon ------------------------------------------------------
 
     def status(self) -> DaemonStatus:
@@ -229,6 +319,49 @@ def _waiting(newer_than: Optional[int], wait: Optional[float]) -> dict:
     if newer_than is not None:
         fields["newer_than"] = newer_than
     return fields
+
+
+def _push_header(namespace, key, metadata, raw_size, ttl, codec, expected_version):
+    header = pb.PushHeader(namespace=namespace, key=key, metadata=metadata, codec=codec or "")
+    if ttl is not None:
+        header.ttl_seconds = int(ttl)
+    if raw_size is not None:
+        header.raw_size = raw_size
+    if expected_version is not None:
+        header.expected_version = int(expected_version)
+    return header
+
+
+def _element_type(dtype) -> int:
+    wanted = np.dtype(dtype)
+    element = ELEMENT_TYPES.get(wanted.newbyteorder("<") if wanted.byteorder == "=" else wanted)
+    if element is None:
+        raise ValueError(f"the daemon aggregates little-endian float32 or float64, not {wanted.str}")
+    return element
+
+
+def _operation(op: str, weights) -> int:
+    if op == "mean" and weights is not None:
+        op = "weighted_mean"
+    if op not in OPERATIONS:
+        raise ValueError(f"unknown operation {op!r}: give one of {', '.join(OPERATIONS)}")
+    return OPERATIONS[op]
+
+
+def _aggregate_data(call) -> Iterator[bytes]:
+    for message in call:
+        if message.WhichOneof("message") != "data":
+            raise DataLoss("the daemon sent a second header in one aggregation")
+        yield message.data
+
+
+def _converted(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """`pieces`, with a failure of the call they come from raised as the
+    client's own error rather than grpc's."""
+    try:
+        yield from pieces
+    except grpc.RpcError as e:
+        raise from_rpc_error(e) from None
 
 
 def _user_metadata(metadata: Optional[Mapping[str, Any]]) -> dict:

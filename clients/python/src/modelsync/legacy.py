@@ -29,8 +29,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from .arrays import DTYPE_KEY
 from .client import Client
-from .errors import ModelSyncError, NotFound, PickleNotTrusted, Unimplemented
+from .errors import FailedPrecondition, ModelSyncError, NotFound, PickleNotTrusted, Unimplemented
 from .records import NamespaceInfo
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,35 @@ class Mapper(RedisComm):
             value = self._decode(model)
             gathered[header.key] = (value, model.updater) if withUpdater else value
         return gathered
+
+    def Reduce(self, op: str = "mean", weights: Optional[Dict[str, float]] = None,
+               keys: Optional[List[str]] = None, dtype: Any = None) -> np.ndarray:
+        """The element-wise `op` ("mean", "sum", "weighted_mean", "min",
+        "max") of the models under `keys` (every key when None), computed by
+        the daemon chunk by chunk: unlike `AllGather`, no model but the
+        result comes to this process. `weights` (key -> weight) makes "mean"
+        a weighted mean. `dtype` (float32 or float64) is the models' element
+        type; by default, that of the first model's array metadata, else
+        float32. Only for chunked namespaces: a legacy namespace holds
+        pickles, which the daemon cannot do arithmetic on."""
+        if self.pickled:
+            raise FailedPrecondition(
+                f"namespace {self.namespace!r} has the legacy layout, whose models are "
+                "pickles: Reduce needs a chunked namespace; use AllGather and reduce locally")
+        if dtype is None:
+            dtype = self._element_dtype(keys)
+        return self.client.aggregate(self.namespace, keys, op=op, dtype=dtype, weights=weights)
+
+    def _element_dtype(self, keys: Optional[List[str]]) -> np.dtype:
+        """The dtype one of the models was pushed with, if a float one."""
+        if keys:
+            header = self.client.head(self.namespace, keys[0])
+        else:
+            header = next(iter(self.client.list(self.namespace)), None)
+        named = header.metadata.get(DTYPE_KEY) if header is not None else None
+        if named in (b"<f8", b"=f8"):
+            return np.dtype(np.float64)
+        return np.dtype(np.float32)
 
     def resetAll(self, model: Any) -> List[str]:
         """Writes `model` under every existing key; returns the keys written."""

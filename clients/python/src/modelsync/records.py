@@ -140,3 +140,17 @@ class DaemonStatus:
             max_message_bytes=message.max_message_bytes,
             namespaces=[NamespaceInfo.from_proto(n) for n in message.namespaces],
         )
+
+
+@dataclass(frozen=True)
+class AggregateResult:
+    """What `Client.aggregate_into` stored: the push of the result, and the
+    header of every input at the exact version that was combined."""
+
+    push: PushResult
+    inputs: List[ModelHeader]
+
+    @property
+    def version(self) -> int:
+        """The version the result was stored as."""
+        return self.push.version

@@ -1,10 +1,35 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ElementType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ELEMENT_TYPE_UNSPECIFIED: _ClassVar[ElementType]
+    ELEMENT_TYPE_FLOAT32: _ClassVar[ElementType]
+    ELEMENT_TYPE_FLOAT64: _ClassVar[ElementType]
+
+class Operation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OPERATION_UNSPECIFIED: _ClassVar[Operation]
+    OPERATION_SUM: _ClassVar[Operation]
+    OPERATION_MEAN: _ClassVar[Operation]
+    OPERATION_WEIGHTED_MEAN: _ClassVar[Operation]
+    OPERATION_MIN: _ClassVar[Operation]
+    OPERATION_MAX: _ClassVar[Operation]
+ELEMENT_TYPE_UNSPECIFIED: ElementType
+ELEMENT_TYPE_FLOAT32: ElementType
+ELEMENT_TYPE_FLOAT64: ElementType
+OPERATION_UNSPECIFIED: Operation
+OPERATION_SUM: Operation
+OPERATION_MEAN: Operation
+OPERATION_WEIGHTED_MEAN: Operation
+OPERATION_MIN: Operation
+OPERATION_MAX: Operation
 
 class PushHeader(_message.Message):
     __slots__ = ("namespace", "key", "metadata", "ttl_seconds", "raw_size", "codec", "expected_version", "element_width")
@@ -228,3 +253,51 @@ class NamespaceInfo(_message.Message):
     ttl_seconds: int
     trust_pickle: bool
     def __init__(self, namespace: _Optional[str] = ..., layout: _Optional[str] = ..., codec: _Optional[str] = ..., chunk_size: _Optional[int] = ..., ttl_seconds: _Optional[int] = ..., trust_pickle: _Optional[bool] = ...) -> None: ...
+
+class AggregateRequest(_message.Message):
+    __slots__ = ("namespace", "keys", "element_type", "operation", "weights")
+    class WeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    ELEMENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    element_type: ElementType
+    operation: Operation
+    weights: _containers.ScalarMap[str, float]
+    def __init__(self, namespace: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., element_type: _Optional[_Union[ElementType, str]] = ..., operation: _Optional[_Union[Operation, str]] = ..., weights: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class AggregateHeader(_message.Message):
+    __slots__ = ("element_count", "raw_size", "inputs", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bytes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    ELEMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RAW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    element_count: int
+    raw_size: int
+    inputs: _containers.RepeatedCompositeFieldContainer[ModelHeader]
+    metadata: _containers.ScalarMap[str, bytes]
+    def __init__(self, element_count: _Optional[int] = ..., raw_size: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[ModelHeader, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
+
+class AggregateResponse(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: AggregateHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[AggregateHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...

@@ -74,6 +74,11 @@ class ModelSyncStub:
                 request_serializer=modelsync_dot_v1_dot_modelsync__pb2.WatchRequest.SerializeToString,
                 response_deserializer=modelsync_dot_v1_dot_modelsync__pb2.WatchResponse.FromString,
                 _registered_method=True)
+        self.Aggregate = channel.unary_stream(
+                '/modelsync.v1.ModelSync/Aggregate',
+                request_serializer=modelsync_dot_v1_dot_modelsync__pb2.AggregateRequest.SerializeToString,
+                response_deserializer=modelsync_dot_v1_dot_modelsync__pb2.AggregateResponse.FromString,
+                _registered_method=True)
 
 
 class ModelSyncServicer:
@@ -159,6 +164,26 @@ class ModelSyncServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Aggregate(self, request, context):
+        """Combines several models of one namespace element by element (sum,
+        mean, weighted mean, min or max) and streams the result: an
+        AggregateHeader, then data messages of at most `max_message_bytes`
+        each, as Pull does. The daemon reads every input one chunk window at a
+        time, in lock-step, so its memory stays near a few chunks per input
+        whatever the models' size.
+
+        Each input is one whole committed version, read from one snapshot of
+        its manifest; the header names the version of each. Everything is
+        checked before any data is sent: inputs of different sizes, a size
+        that is not a whole number of elements, a "modelsync.dtype" entry
+        that is not the requested element type, or bad weights are
+        INVALID_ARGUMENT naming the keys; a missing key is NOT_FOUND; a
+        namespace in the legacy layout (pickles) is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelSyncServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +226,11 @@ def add_ModelSyncServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=modelsync_dot_v1_dot_modelsync__pb2.WatchRequest.FromString,
                     response_serializer=modelsync_dot_v1_dot_modelsync__pb2.WatchResponse.SerializeToString,
+            ),
+            'Aggregate': grpc.unary_stream_rpc_method_handler(
+                    servicer.Aggregate,
+                    request_deserializer=modelsync_dot_v1_dot_modelsync__pb2.AggregateRequest.FromString,
+                    response_serializer=modelsync_dot_v1_dot_modelsync__pb2.AggregateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -419,6 +449,33 @@ class ModelSync:
             '/modelsync.v1.ModelSync/Watch',
             modelsync_dot_v1_dot_modelsync__pb2.WatchRequest.SerializeToString,
             modelsync_dot_v1_dot_modelsync__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Aggregate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelsync.v1.ModelSync/Aggregate',
+            modelsync_dot_v1_dot_modelsync__pb2.AggregateRequest.SerializeToString,
+            modelsync_dot_v1_dot_modelsync__pb2.AggregateResponse.FromString,
             options,
             channel_credentials,
             insecure,
