@@ -38,7 +38,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ID_FILE")]
     pub identity: Option<PathBuf>,
 
-    /// The manager Redis, as redis://[user:password@]host:port/db; when unset,
+    /// The manager Redis, as redis://[user:password@]host:port/db (rediss://
+    /// for TLS); when unset,
     /// REDIS_HOST/REDIS_DB_HOST, REDIS_PORT/REDIS_DB_PORT and
     /// REDIS_AUTH_TOKEN/REDIS_DB_PWD are read [default: redis://127.0.0.1:6379/0]
     #[arg(long, env = "MODELSYNC_REDIS_URL", hide_env_values = true)]
@@ -48,6 +49,20 @@ pub struct ServeArgs {
     /// used instead of one in the URL; keeps it out of the environment
     #[arg(long, env = "MODELSYNC_REDIS_PASSWORD_FILE")]
     pub redis_password_file: Option<PathBuf>,
+
+    /// For rediss://: a PEM file of the CA certificates that sign the
+    /// server's certificate [default: the bundled Mozilla roots]
+    #[arg(long, env = "MODELSYNC_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+
+    /// For rediss://: a PEM file with the client certificate (chain) to
+    /// present, for a Redis with tls-auth-clients; needs --redis-key-file
+    #[arg(long, env = "MODELSYNC_REDIS_CERT_FILE")]
+    pub redis_cert_file: Option<PathBuf>,
+
+    /// For rediss://: a PEM file with the client certificate's private key
+    #[arg(long, env = "MODELSYNC_REDIS_KEY_FILE")]
+    pub redis_key_file: Option<PathBuf>,
 
     /// Codec for new versions: none, zstd[:LEVEL], zlib[:LEVEL] or shuffle-zstd[:LEVEL] [default: zstd:1]
     #[arg(long, env = "MODELSYNC_CODEC")]
@@ -128,6 +143,9 @@ pub struct FileConfig {
     pub identity: Option<PathBuf>,
     pub redis: Option<String>,
     pub redis_password_file: Option<PathBuf>,
+    pub redis_ca_file: Option<PathBuf>,
+    pub redis_cert_file: Option<PathBuf>,
+    pub redis_key_file: Option<PathBuf>,
     pub codec: Option<String>,
     pub chunk_size: Option<u64>,
     pub window: Option<usize>,
@@ -273,6 +291,40 @@ pub struct RedisConfig {
     pub connection: ConnectionInfo,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    /// Certificates for `rediss://`; empty for plain Redis.
+    pub tls: RedisTls,
+}
+
+/// The certificates of a `rediss://` connection, read at start-up. With no
+/// CA, the server's certificate must chain to the bundled Mozilla roots;
+/// the operating system's store is not consulted.
+#[derive(Debug, Clone, Default)]
+pub struct RedisTls {
+    /// The CAs that sign the server's certificate; they replace the roots.
+    pub ca: Option<PemFile>,
+    /// The certificate and key to present to a Redis that asks for one.
+    pub client: Option<ClientIdentity>,
+}
+
+/// A client certificate and its private key.
+#[derive(Debug, Clone)]
+pub struct ClientIdentity {
+    pub cert: PemFile,
+    pub key: PemFile,
+}
+
+/// A PEM file's path and content. `Debug` shows the path only, so that a
+/// private key never reaches a log line or `config check`'s output.
+#[derive(Clone)]
+pub struct PemFile {
+    pub path: PathBuf,
+    pub pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for PemFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.path)
+    }
 }
 
 impl Config {
@@ -312,8 +364,20 @@ impl Config {
         {
             connection = with_password_from(connection, path)?;
         }
+        let tls = RedisTls::load(
+            args.redis_ca_file
+                .as_deref()
+                .or(file.redis_ca_file.as_deref()),
+            args.redis_cert_file
+                .as_deref()
+                .or(file.redis_cert_file.as_deref()),
+            args.redis_key_file
+                .as_deref()
+                .or(file.redis_key_file.as_deref()),
+        )?;
         let redis = RedisConfig {
             connection,
+            tls,
             connect_timeout: seconds(
                 "connect_timeout",
                 args.connect_timeout.or(file.connect_timeout),
@@ -373,6 +437,7 @@ impl Config {
     /// Refuses values that would make the daemon misbehave later.
     pub fn check(&self) -> Result<(), ConfigError> {
         self.storage.check()?;
+        self.redis.check()?;
         if !(1024..=(64 << 20)).contains(&self.max_message_bytes) {
             return Err(invalid(
                 "max_message_bytes",
@@ -536,8 +601,42 @@ impl RedisConfig {
     pub fn from_url(url: &str) -> Result<Self, ConfigError> {
         Ok(RedisConfig {
             connection: redis_connection(Some(url))?,
+            tls: RedisTls::default(),
             connect_timeout: Duration::from_secs_f64(DEFAULT_CONNECT_TIMEOUT_SECONDS),
             response_timeout: Duration::from_secs_f64(DEFAULT_REDIS_TIMEOUT_SECONDS),
+        })
+    }
+
+    /// Whether the connection is `rediss://`.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.connection.addr(), ConnectionAddr::TcpTls { .. })
+    }
+
+    /// Refuses TLS settings that cannot take effect, and a client key that
+    /// does not belong to its certificate.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let tls_set = self.tls.ca.is_some() || self.tls.client.is_some();
+        if tls_set && !self.is_tls() {
+            return Err(invalid(
+                "redis",
+                format!(
+                    "{} is plain Redis, but redis_ca_file or redis_cert_file is set: use rediss:// for TLS",
+                    self.endpoint()
+                ),
+            ));
+        }
+        if let ConnectionAddr::TcpTls { insecure: true, .. } = self.connection.addr() {
+            return Err(invalid(
+                "redis",
+                "rediss:// with #insecure (no certificate check) is not supported: set redis_ca_file to the CA that signed the server's certificate".into(),
+            ));
+        }
+        crate::redis::check_client_identity(self).map_err(|problem| {
+            let files = match &self.tls.client {
+                Some(id) => format!("{} and {}: ", id.cert.path.display(), id.key.path.display()),
+                None => String::new(),
+            };
+            invalid("redis_key_file", format!("{files}{problem}"))
         })
     }
 
@@ -562,6 +661,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("endpoint", &self.endpoint())
             .field("username", &set(settings.username().is_some()))
             .field("password", &set(settings.password().is_some()))
+            .field("tls", &self.tls)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .finish()
@@ -572,17 +672,10 @@ impl std::fmt::Debug for RedisConfig {
 /// the local default.
 fn redis_connection(url: Option<&str>) -> Result<ConnectionInfo, ConfigError> {
     if let Some(url) = url {
-        // Known shortcoming: the daemon is built without TLS to Redis.
-        if url.starts_with("rediss://") {
-            return Err(invalid(
-                "redis",
-                "TLS to Redis (rediss://) is not supported yet; use redis:// on a trusted network or through a TLS proxy".into(),
-            ));
-        }
         return url.into_connection_info().map_err(|_| {
             invalid(
                 "redis",
-                "not a Redis URL: expected redis://[user:password@]host:port/db".into(),
+                "not a Redis URL: expected redis[s]://[user:password@]host:port/db".into(),
             )
         });
     }
@@ -615,6 +708,94 @@ fn redis_connection(url: Option<&str>) -> Result<ConnectionInfo, ConfigError> {
         .into_connection_info()
         .expect("a TCP address is a connection");
     Ok(info.set_redis_settings(settings))
+}
+
+impl RedisTls {
+    /// Reads the CA, certificate and key files; the certificate and the key
+    /// come together or not at all.
+    pub fn load(
+        ca: Option<&std::path::Path>,
+        cert: Option<&std::path::Path>,
+        key: Option<&std::path::Path>,
+    ) -> Result<Self, ConfigError> {
+        let client = match (cert, key) {
+            (Some(cert), Some(key)) => Some(ClientIdentity {
+                cert: PemFile::certificates("redis_cert_file", cert)?,
+                key: PemFile::private_key("redis_key_file", key)?,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "redis_cert_file",
+                    "is set without redis_key_file: give both, or neither".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "redis_key_file",
+                    "is set without redis_cert_file: give both, or neither".into(),
+                ))
+            }
+        };
+        let ca = ca
+            .map(|path| PemFile::certificates("redis_ca_file", path))
+            .transpose()?;
+        Ok(RedisTls { ca, client })
+    }
+}
+
+impl PemFile {
+    /// A file of one or more PEM certificates.
+    fn certificates(option: &str, path: &std::path::Path) -> Result<Self, ConfigError> {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+
+        let file = PemFile::read(option, path)?;
+        let certificates = CertificateDer::pem_slice_iter(&file.pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                invalid(
+                    option,
+                    format!("{}: not a PEM certificate file: {e}", path.display()),
+                )
+            })?;
+        if certificates.is_empty() {
+            return Err(invalid(
+                option,
+                format!(
+                    "{}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(file)
+    }
+
+    /// A file holding one PEM private key. Its content never appears in an
+    /// error: only the path and what was expected.
+    fn private_key(option: &str, path: &std::path::Path) -> Result<Self, ConfigError> {
+        use rustls::pki_types::{pem::PemObject, PrivateKeyDer};
+
+        let file = PemFile::read(option, path)?;
+        if PrivateKeyDer::from_pem_slice(&file.pem).is_err() {
+            return Err(invalid(
+                option,
+                format!(
+                    "{}: holds no PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC)",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(file)
+    }
+
+    fn read(option: &str, path: &std::path::Path) -> Result<Self, ConfigError> {
+        let pem = std::fs::read(path)
+            .map_err(|e| invalid(option, format!("{}: cannot read it: {e}", path.display())))?;
+        Ok(PemFile {
+            path: path.to_owned(),
+            pem,
+        })
+    }
 }
 
 /// The TCP listener, refused when it would be reachable from other hosts
@@ -697,12 +878,95 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tls_url_is_refused_saying_tls_is_not_supported() {
-        let err = RedisConfig::from_url("rediss://127.0.0.1:6380/0").unwrap_err();
+    fn a_tls_url_is_accepted_and_shown_as_rediss() {
+        let config = RedisConfig::from_url("rediss://127.0.0.1:6380/0").unwrap();
+        assert!(config.is_tls());
+        assert_eq!(config.endpoint(), "rediss://127.0.0.1:6380/0");
+        config.check().unwrap();
+    }
+
+    #[test]
+    fn a_tls_url_without_certificate_checks_is_refused() {
+        let config = RedisConfig::from_url("rediss://127.0.0.1:6380/0#insecure").unwrap();
+        let err = config.check().unwrap_err().to_string();
         assert!(
-            err.to_string().contains("(rediss://) is not supported yet"),
+            err.contains("#insecure") && err.contains("redis_ca_file"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_key_without_a_certificate_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("client.key");
+        std::fs::write(&key, "unused").unwrap();
+        let err = RedisTls::load(None, None, Some(&key))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("redis_key_file: is set without redis_cert_file"),
+            "{err}"
+        );
+        let err = RedisTls::load(None, Some(&key), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("redis_cert_file: is set without redis_key_file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_and_non_pem_certificate_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent-ca.pem");
+        let err = RedisTls::load(Some(&missing), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("absent-ca.pem: cannot read it"), "{err}");
+
+        let text = dir.path().join("ca.txt");
+        std::fs::write(&text, "just some words\n").unwrap();
+        let err = RedisTls::load(Some(&text), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ca.txt: holds no PEM certificate"), "{err}");
+    }
+
+    #[test]
+    fn a_key_file_that_is_not_pem_is_refused_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("client.pem");
+        std::fs::write(
+            &cert,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let key = dir.path().join("client.key");
+        std::fs::write(&key, "secret-key-material-4711\n").unwrap();
+        let err = RedisTls::load(None, Some(&cert), Some(&key))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("client.key: holds no PEM private key"),
+            "{err}"
+        );
+        assert!(!err.contains("secret-key-material-4711"), "{err}");
+    }
+
+    #[test]
+    fn tls_files_with_a_plain_url_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let mut config = RedisConfig::from_url("redis://127.0.0.1:6380/0").unwrap();
+        config.tls = RedisTls::load(Some(&ca), None, None).unwrap();
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.contains("use rediss://"), "{err}");
     }
 
     #[test]

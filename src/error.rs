@@ -27,6 +27,11 @@ pub enum Error {
     #[error("redis at {endpoint} is unreachable: {reason}")]
     Unavailable { endpoint: String, reason: String },
 
+    /// The TLS handshake with Redis failed: the ends disagree on TLS, or
+    /// on whom to trust. The problem says which and what to change.
+    #[error("TLS handshake with redis at {endpoint} failed: {problem}")]
+    Tls { endpoint: String, problem: String },
+
     /// Redis did not answer in time.
     #[error("redis at {endpoint} did not answer within {}s", timeout.as_secs_f32())]
     Timeout { endpoint: String, timeout: Duration },

@@ -7,6 +7,7 @@
 //! | NotFound       | NOT_FOUND           | push first, or pull again        |
 //! | DataLoss       | DATA_LOSS           | push the model again             |
 //! | Unavailable    | UNAVAILABLE         | retry with backoff               |
+//! | Tls            | UNAVAILABLE         | fix the daemon's TLS settings    |
 //! | Timeout        | DEADLINE_EXCEEDED   | retry with backoff               |
 //! | OutOfMemory    | RESOURCE_EXHAUSTED  | free Redis memory, then retry    |
 //! | Unauthenticated| UNAVAILABLE         | fix the daemon's Redis password  |
@@ -30,6 +31,7 @@ pub fn code(error: &Error) -> Code {
         Error::NotFound(_) => Code::NotFound,
         Error::DataLoss(_) => Code::DataLoss,
         Error::Unavailable { .. } => Code::Unavailable,
+        Error::Tls { .. } => Code::Unavailable,
         Error::Timeout { .. } => Code::DeadlineExceeded,
         Error::OutOfMemory { .. } => Code::ResourceExhausted,
         Error::Unauthenticated { .. } => Code::Unavailable,

@@ -268,7 +268,7 @@ pub(super) fn inflate(content: &[u8]) -> std::result::Result<Bytes, String> {
 
 /// `lastUpdatedTime` as the legacy client wrote it: seconds, maybe with a
 /// fraction.
-fn parse_seconds(text: Option<&str>) -> i64 {
+pub(super) fn parse_seconds(text: Option<&str>) -> i64 {
     text.and_then(|t| t.trim().parse::<f64>().ok())
         .map(|s| (s * 1000.0) as i64)
         .unwrap_or(0)

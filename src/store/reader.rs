@@ -137,7 +137,12 @@ async fn fetch_chunk(
 
 /// Decodes one stored chunk into exactly its recorded size and checks its
 /// raw bytes against the recorded checksum.
-fn decode_chunk(checked: &Checked, info: &ModelInfo, index: u64, stored: Bytes) -> Result<Bytes> {
+pub(super) fn decode_chunk(
+    checked: &Checked,
+    info: &ModelInfo,
+    index: u64,
+    stored: Bytes,
+) -> Result<Bytes> {
     let damaged = |problem: String| {
         Error::data_loss(format!(
             "chunk {index} of version {} of {} {problem}",

@@ -5,6 +5,10 @@
 
 #![allow(dead_code)]
 
+mod certificates;
+
+pub use certificates::Certificates;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use modelsync::cli::connect;
-use modelsync::config::{Config, RedisConfig};
+use modelsync::config::{Config, RedisConfig, RedisTls};
 use modelsync::identity::Identity;
 use modelsync::proto::v1 as api;
 use modelsync::proto::v1::model_sync_client::ModelSyncClient;
@@ -30,6 +34,45 @@ pub struct RedisServer {
     pub port: u16,
     dir: TempDir,
     extra: Vec<String>,
+    tls: Option<TlsListener>,
+}
+
+/// Whether a TLS server asks clients for a certificate
+/// (`--tls-auth-clients`).
+#[derive(Clone, Copy, Debug)]
+pub enum ClientCertificates {
+    Optional,
+    Required,
+}
+
+/// A server that listens with TLS only, on certificates of the test's own.
+struct TlsListener {
+    certificates: Certificates,
+    clients: ClientCertificates,
+}
+
+impl TlsListener {
+    fn args(&self, port: u16) -> Vec<String> {
+        let path = |p: PathBuf| p.display().to_string();
+        let clients = match self.clients {
+            ClientCertificates::Optional => "optional",
+            ClientCertificates::Required => "yes",
+        };
+        vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            path(self.certificates.server_cert()),
+            "--tls-key-file".into(),
+            path(self.certificates.server_key()),
+            "--tls-ca-cert-file".into(),
+            path(self.certificates.ca()),
+            "--tls-auth-clients".into(),
+            clients.into(),
+        ]
+    }
 }
 
 impl RedisServer {
@@ -47,26 +90,69 @@ impl RedisServer {
         Self::start_full(free_port(), extra)
     }
 
+    /// Starts a server that speaks TLS only, with the server certificate
+    /// of `certificates`, trusting their CA for client certificates.
+    pub fn start_tls(certificates: &Certificates, clients: ClientCertificates) -> Self {
+        let tls = TlsListener {
+            certificates: certificates.clone(),
+            clients,
+        };
+        Self::start_inner(free_port(), &[], Some(tls))
+    }
+
     fn start_full(port: u16, extra: &[&str]) -> Self {
+        Self::start_inner(port, extra, None)
+    }
+
+    fn start_inner(port: u16, extra: &[&str], tls: Option<TlsListener>) -> Self {
         let mut server = RedisServer {
             child: None,
             port,
             dir: tempfile::tempdir().expect("temp dir"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls,
         };
         server.restart();
         server
     }
 
+    /// `rediss://` for a TLS server, else `redis://`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
+    }
+
+    /// How to reach this server, with its CA and the client certificate
+    /// when it speaks TLS.
+    pub fn redis_config(&self) -> RedisConfig {
+        let mut config = RedisConfig::from_url(&self.url()).unwrap();
+        if let Some(tls) = &self.tls {
+            let c = &tls.certificates;
+            config.tls =
+                RedisTls::load(Some(&c.ca()), Some(&c.client_cert()), Some(&c.client_key()))
+                    .unwrap();
+        }
+        config
+    }
+
+    fn client(&self) -> redis::Client {
+        modelsync::redis::client(&self.redis_config()).unwrap()
     }
 
     /// Starts the server again on the same port, empty.
     pub fn restart(&mut self) {
         self.stop();
+        let listen = match &self.tls {
+            Some(tls) => tls.args(self.port),
+            None => vec!["--port".into(), self.port.to_string()],
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(&listen)
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -94,23 +180,19 @@ impl RedisServer {
 
     /// A plain connection for inspecting or damaging what is stored.
     pub fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
+        self.client().get_connection().unwrap()
     }
 
     fn wait_until_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
+        let client = self.client();
         while Instant::now() < deadline {
-            if let Ok(client) = redis::Client::open(self.url()) {
-                if let Ok(mut conn) = client.get_connection() {
-                    // A server that wants a password is up all the same.
-                    match redis::cmd("PING").query::<String>(&mut conn) {
-                        Ok(_) => return,
-                        Err(e) if e.code() == Some("NOAUTH") => return,
-                        Err(_) => {}
-                    }
+            if let Ok(mut conn) = client.get_connection() {
+                // A server that wants a password is up all the same.
+                match redis::cmd("PING").query::<String>(&mut conn) {
+                    Ok(_) => return,
+                    Err(e) if e.code() == Some("NOAUTH") => return,
+                    Err(_) => {}
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
