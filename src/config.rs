@@ -288,7 +288,11 @@ pub struct NamespaceSettings {
 /// password is set, never the password.
 #[derive(Clone)]
 pub struct RedisConfig {
+    /// The one server, or the first seed node of a cluster.
     pub connection: ConnectionInfo,
+    /// Every seed node of a Redis Cluster (`redis+cluster://`); empty for
+    /// one server.
+    pub cluster: Vec<ConnectionInfo>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     /// Certificates for `rediss://`; empty for plain Redis.
@@ -356,13 +360,19 @@ impl Config {
         let identity_path = args.identity.clone().or(file.identity.clone());
         let identity =
             Identity::load(&identity_path.unwrap_or_else(|| DEFAULT_IDENTITY_PATH.into()))?;
-        let mut connection = redis_connection(args.redis.as_deref().or(file.redis.as_deref()))?;
+        let url = args.redis.as_deref().or(file.redis.as_deref());
+        let mut connection = redis_connection(url)?;
+        let mut cluster = cluster_nodes(url)?;
         if let Some(path) = args
             .redis_password_file
             .as_ref()
             .or(file.redis_password_file.as_ref())
         {
             connection = with_password_from(connection, path)?;
+            cluster = cluster
+                .into_iter()
+                .map(|node| with_password_from(node, path))
+                .collect::<Result<_, _>>()?;
         }
         let tls = RedisTls::load(
             args.redis_ca_file
@@ -378,6 +388,7 @@ impl Config {
         let redis = RedisConfig {
             connection,
             tls,
+            cluster,
             connect_timeout: seconds(
                 "connect_timeout",
                 args.connect_timeout.or(file.connect_timeout),
@@ -602,6 +613,7 @@ impl RedisConfig {
         Ok(RedisConfig {
             connection: redis_connection(Some(url))?,
             tls: RedisTls::default(),
+            cluster: cluster_nodes(Some(url))?,
             connect_timeout: Duration::from_secs_f64(DEFAULT_CONNECT_TIMEOUT_SECONDS),
             response_timeout: Duration::from_secs_f64(DEFAULT_REDIS_TIMEOUT_SECONDS),
         })
@@ -643,6 +655,14 @@ impl RedisConfig {
     /// The endpoint as shown in logs and errors: scheme, host, port and
     /// database, without credentials.
     pub fn endpoint(&self) -> String {
+        if !self.cluster.is_empty() {
+            let nodes: Vec<String> = self
+                .cluster
+                .iter()
+                .map(|node| node.addr().to_string())
+                .collect();
+            return format!("redis+cluster://{}", nodes.join(","));
+        }
         let db = self.connection.redis_settings().db();
         match self.connection.addr() {
             ConnectionAddr::Tcp(host, port) => format!("redis://{host}:{port}/{db}"),
@@ -668,9 +688,46 @@ impl std::fmt::Debug for RedisConfig {
     }
 }
 
+/// The URL scheme of a Redis Cluster, with its seed nodes.
+const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// The seed nodes of `redis+cluster://[user:password@]host:port[,host:port…]`;
+/// none for any other URL.
+fn cluster_nodes(url: Option<&str>) -> Result<Vec<ConnectionInfo>, ConfigError> {
+    let Some(rest) = url.and_then(|u| u.strip_prefix(CLUSTER_SCHEME)) else {
+        return Ok(Vec::new());
+    };
+    let rest = rest.trim_end_matches('/');
+    let (credentials, hosts) = match rest.rsplit_once('@') {
+        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+        None => (String::new(), rest),
+    };
+    let refuse = || {
+        invalid(
+            "redis",
+            "not a Redis Cluster URL: expected redis+cluster://[user:password@]host:port[,host:port...]"
+                .into(),
+        )
+    };
+    if hosts.is_empty() || hosts.contains('/') {
+        return Err(refuse());
+    }
+    hosts
+        .split(',')
+        .map(|host| {
+            format!("redis://{credentials}{}", host.trim())
+                .into_connection_info()
+                .map_err(|_| refuse())
+        })
+        .collect()
+}
+
 /// The Redis to use: the URL when given, else the legacy variables, else
 /// the local default.
 fn redis_connection(url: Option<&str>) -> Result<ConnectionInfo, ConfigError> {
+    if let Some(first) = cluster_nodes(url)?.into_iter().next() {
+        return Ok(first);
+    }
     if let Some(url) = url {
         return url.into_connection_info().map_err(|_| {
             invalid(

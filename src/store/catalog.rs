@@ -1,6 +1,6 @@
 //! Listing the models of a namespace and removing a model.
 
-use futures::Stream;
+use futures::{Stream, StreamExt, TryStreamExt};
 
 use super::manifest::Checked;
 use super::reader::model_info;
@@ -24,6 +24,9 @@ static TAKE_MANIFEST_SCRIPT: std::sync::LazyLock<redis::Script> =
 
 /// How many keys SCAN is asked to look at per round trip.
 const SCAN_COUNT: u64 = 1000;
+
+/// Manifests read at once while listing.
+const PARALLEL_READS: usize = 64;
 
 impl Store {
     /// Removes a model and every chunk of its current version; answers
@@ -58,56 +61,49 @@ impl Store {
         &self,
         namespace: &str,
     ) -> Result<impl Stream<Item = Result<Vec<ModelInfo>>> + Send + 'static> {
-        let redis = self.redis.clone();
+        let layout = self.agreed(namespace).await?.layout;
         let namespace = namespace.to_string();
-        let legacy =
-            (self.agreed(&namespace).await?.layout == Layout::Legacy).then(|| self.clone());
-        Ok(futures::stream::try_unfold(Some(0u64), move |cursor| {
-            let redis = redis.clone();
-            let namespace = namespace.clone();
-            let legacy = legacy.clone();
-            async move {
-                let Some(cursor) = cursor else {
-                    return Ok(None);
-                };
-                if let Some(store) = legacy {
-                    return Ok(Some((store.list_legacy(&namespace).await?, None)));
-                }
-                let (next, infos) = scan_batch(&redis, &namespace, cursor).await?;
-                let next = (next != 0).then_some(next);
-                Ok(Some((infos, next)))
-            }
-        }))
+        if layout == Layout::Legacy {
+            let store = self.clone();
+            let all = async move { store.list_legacy(&namespace).await };
+            return Ok(futures::stream::once(all).boxed());
+        }
+        let redis = self.redis.clone();
+        let names = self
+            .redis
+            .scan(keys::manifest_pattern(&namespace), SCAN_COUNT);
+        let infos = names.and_then(move |names| {
+            let (redis, namespace) = (redis.clone(), namespace.clone());
+            async move { read_manifests(&redis, &namespace, names).await }
+        });
+        Ok(infos.boxed())
     }
 }
 
-/// One SCAN round, then the manifests it found, read in one pipeline.
-async fn scan_batch(redis: &Redis, namespace: &str, cursor: u64) -> Result<(u64, Vec<ModelInfo>)> {
-    let mut scan = redis::cmd("SCAN");
-    scan.arg(cursor)
-        .arg("MATCH")
-        .arg(keys::manifest_pattern(namespace))
-        .arg("COUNT")
-        .arg(SCAN_COUNT);
-    let (next, names): (u64, Vec<Vec<u8>>) = redis.query(&scan).await?;
-    if names.is_empty() {
-        return Ok((next, Vec::new()));
-    }
+/// The manifests SCAN found, each read with its TTL in one round trip of
+/// its own (on a cluster they lie in different slots), many at once.
+async fn read_manifests(
+    redis: &Redis,
+    namespace: &str,
+    names: Vec<Vec<u8>>,
+) -> Result<Vec<ModelInfo>> {
+    let reads = names.into_iter().map(|name| async move {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET").arg(&name).arg("version").arg("manifest");
+        pipe.cmd("PTTL").arg(&name);
+        let row: ((Option<u64>, Option<Vec<u8>>), i64) = redis.pipeline(&pipe).await?;
+        Ok::<_, crate::error::Error>((name, row))
+    });
+    let rows: Vec<_> = futures::stream::iter(reads)
+        .buffered(PARALLEL_READS)
+        .try_collect()
+        .await?;
 
-    let mut pipe = redis::pipe();
-    for name in &names {
-        pipe.cmd("HMGET").arg(name).arg("version").arg("manifest");
-        pipe.cmd("PTTL").arg(name);
-    }
-    let rows: Vec<redis::Value> = redis.pipeline(&pipe).await?;
-    let mut infos = Vec::with_capacity(names.len());
-    for (name, pair) in names.iter().zip(rows.chunks(2)) {
-        let Some(key) = keys::key_of_manifest(namespace, name) else {
+    let mut infos = Vec::with_capacity(rows.len());
+    for (name, ((version, manifest), ttl_ms)) in rows {
+        let Some(key) = keys::key_of_manifest(namespace, &name) else {
             continue;
         };
-        let (version, manifest): (Option<u64>, Option<Vec<u8>>) =
-            redis::from_redis_value(pair[0].clone()).unwrap_or((None, None));
-        let ttl_ms: i64 = redis::from_redis_value(pair[1].clone()).unwrap_or(0);
         // Gone since SCAN saw it, or damaged: Pull reports the damage;
         // a listing skips it.
         let (Some(version), Some(manifest)) = (version, manifest) else {
@@ -117,5 +113,5 @@ async fn scan_batch(redis: &Redis, namespace: &str, cursor: u64) -> Result<(u64,
             infos.push(model_info(namespace, &key, version, &checked, ttl_ms));
         }
     }
-    Ok((next, infos))
+    Ok(infos)
 }

@@ -14,6 +14,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::TryStreamExt;
 use futures::{Stream, StreamExt};
 
 use super::{now_ms, Committed, ModelInfo, NewVersion, Store};
@@ -165,19 +166,13 @@ impl Store {
     pub(super) async fn list_legacy(&self, namespace: &str) -> Result<Vec<ModelInfo>> {
         let pattern = format!("{}_key-value:*:0", glob_escape(namespace));
         let prefix = format!("{namespace}_key-value:");
-        let mut cursor = 0u64;
+        let mut batches = std::pin::pin!(self.redis.scan(pattern, 1000));
         let mut infos = Vec::new();
-        loop {
-            let mut scan = redis::cmd("SCAN");
-            scan.arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000);
-            let (next, names): (u64, Vec<String>) = self.redis.query(&scan).await?;
+        while let Some(names) = batches.try_next().await? {
             for name in names {
-                let Some(key) = name
-                    .strip_prefix(&prefix)
+                let Some(key) = std::str::from_utf8(&name)
+                    .ok()
+                    .and_then(|n| n.strip_prefix(&prefix))
                     .and_then(|k| k.strip_suffix(":0"))
                 else {
                     continue;
@@ -186,11 +181,8 @@ impl Store {
                     infos.push(info);
                 }
             }
-            if next == 0 {
-                return Ok(infos);
-            }
-            cursor = next;
         }
+        Ok(infos)
     }
 
     /// What is known of a legacy model without decompressing it: its raw

@@ -29,8 +29,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::Stream;
 
-pub use feed::Notice;
 pub use aggregate::{Aggregation, AggregationRequest, MAX_INPUTS};
+pub use feed::Notice;
 pub use manifest::MAX_CHUNK_SIZE;
 pub use reader::Snapshot;
 pub use watch::{Newer, MAX_WAIT};

@@ -23,6 +23,9 @@ use crate::redis::Redis;
 /// manifest: a push then costs one round trip to Redis, and a pull one.
 pub const INLINE_MAX: usize = 64 << 10;
 
+/// Chunk checks in flight at once before a commit on a cluster.
+const KEEP_FAN_OUT: usize = 64;
+
 /// Chunks up to this size are encoded on the calling task.
 const SMALL_CHUNK: usize = 64 << 10;
 
@@ -275,8 +278,14 @@ impl<'a> Upload<'a> {
 
         let script = &*COMMIT_SCRIPT;
         let mut invocation = script.key(keys::manifest(&self.namespace, &self.key));
-        for index in 0..stored_chunks {
-            invocation.key(keys::chunk(&self.namespace, &self.key, &self.blob, index));
+        if self.store.redis.is_cluster() {
+            // A script's keys must share one slot, and chunks spread over
+            // every shard: they are checked just before the commit instead.
+            self.keep_chunks(stored_chunks).await?;
+        } else {
+            for index in 0..stored_chunks {
+                invocation.key(keys::chunk(&self.namespace, &self.key, &self.blob, index));
+            }
         }
         let expected = request
             .expected_version
@@ -308,15 +317,43 @@ impl<'a> Upload<'a> {
                     codec: self.codec.name().to_string(),
                 })
             }
-            2 => Err(Error::Unavailable {
-                endpoint: self.store.redis.endpoint().to_string(),
-                reason: format!("chunk {number} of this push vanished before its commit (did Redis restart or evict it?); push again"),
-            }),
+            2 => Err(self.vanished(number)),
             3 => Err(Error::Conflict {
                 current: number,
                 expected: request.expected_version.unwrap_or_default(),
             }),
             other => Err(Error::Internal(format!("commit script answered {other}"))),
+        }
+    }
+
+    /// Checks that every chunk is still stored and gives it the TTL it
+    /// keeps once committed, as the commit script does on one server. On a
+    /// cluster this is not one atomic step with the commit: a chunk lost
+    /// between the two (a master that fails before replicating it) makes
+    /// later pulls fail with NOT_FOUND, never return other bytes.
+    async fn keep_chunks(&self, count: u64) -> Result<()> {
+        let redis = &self.store.redis;
+        let checks = (0..count).map(|index| {
+            let name = keys::chunk(&self.namespace, &self.key, &self.blob, index);
+            let cmd = redis::cmd("PEXPIRE")
+                .arg(name)
+                .arg(self.chunk_ttl_ms)
+                .clone();
+            async move { Ok::<_, Error>((index, redis.query::<i64>(&cmd).await?)) }
+        });
+        let mut results = futures::stream::iter(checks).buffer_unordered(KEEP_FAN_OUT);
+        while let Some(result) = results.next().await {
+            if let (index, 0) = result? {
+                return Err(self.vanished(index));
+            }
+        }
+        Ok(())
+    }
+
+    fn vanished(&self, index: u64) -> Error {
+        Error::Unavailable {
+            endpoint: self.store.redis.endpoint().to_string(),
+            reason: format!("chunk {index} of this push vanished before its commit (did Redis restart, fail over or evict it?); push again"),
         }
     }
 
@@ -332,16 +369,17 @@ impl<'a> Upload<'a> {
             return;
         }
         let grace_ms = self.store.settings.grace.as_millis().max(1) as u64;
-        let mut pipe = redis::pipe();
-        for index in 0..old.manifest.chunk_count {
-            let name = keys::chunk(&self.namespace, &self.key, &old.manifest.blob, index);
-            pipe.cmd("PEXPIRE").arg(name).arg(grace_ms).ignore();
-        }
+        let shorten: Vec<redis::Cmd> = (0..old.manifest.chunk_count)
+            .map(|index| {
+                let name = keys::chunk(&self.namespace, &self.key, &old.manifest.blob, index);
+                redis::cmd("PEXPIRE").arg(name).arg(grace_ms).clone()
+            })
+            .collect();
         let redis = self.store.redis.clone();
         let span = tracing::debug_span!("retire", namespace = %self.namespace, key = %self.key, blob = %old.manifest.blob);
         tokio::spawn(
             async move {
-                if let Err(e) = redis.pipeline::<()>(&pipe).await {
+                if let Err(e) = redis.each(shorten).await {
                     warn!(error = %e, "could not shorten the expiry of a replaced version");
                 }
             }

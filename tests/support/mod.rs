@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 mod certificates;
+pub mod cluster;
 
 pub use certificates::Certificates;
 
@@ -100,7 +101,8 @@ impl RedisServer {
         Self::start_inner(free_port(), &[], Some(tls))
     }
 
-    fn start_full(port: u16, extra: &[&str]) -> Self {
+    /// Starts a server on a given port with extra `redis-server` arguments.
+    pub fn start_full(port: u16, extra: &[&str]) -> Self {
         Self::start_inner(port, extra, None)
     }
 
