@@ -1034,4 +1034,27 @@ mod tests {
         assert!(shown.contains("password: \"set\""), "{shown}");
         assert_eq!(config.endpoint(), "redis://127.0.0.1:6390/2");
     }
+
+    #[test]
+    fn a_cluster_url_gives_every_seed_with_the_credentials_and_hides_them() {
+        let url = "redis+cluster://app:hunter2secret@10.0.0.5:7000,10.0.0.6:7001/";
+        let config = RedisConfig::from_url(url).unwrap();
+        assert_eq!(config.cluster.len(), 2);
+        for node in &config.cluster {
+            assert_eq!(node.redis_settings().password(), Some("hunter2secret"));
+        }
+        assert_eq!(
+            config.endpoint(),
+            "redis+cluster://10.0.0.5:7000,10.0.0.6:7001"
+        );
+        assert!(!format!("{config:?}").contains("hunter2secret"));
+    }
+
+    #[test]
+    fn a_cluster_url_without_nodes_is_refused_saying_what_is_expected() {
+        for url in ["redis+cluster://", "redis+cluster://h:1/0", "redis+cluster://h:x"] {
+            let err = RedisConfig::from_url(url).unwrap_err().to_string();
+            assert!(err.contains("redis+cluster://"), "{url}: {err}");
+        }
+    }
 }
