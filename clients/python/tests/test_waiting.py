@@ -66,3 +66,24 @@ def test_waiting_in_a_legacy_namespace_is_refused(legacy_daemon):
     with legacy_daemon.client() as client:
         with pytest.raises(FailedPrecondition, match="legacy"):
             client.pull(LEGACY_NS, "k", newer_than=0, wait=1)
+
+
+def test_a_federated_worker_waits_for_the_next_round(client, other_daemon, namespace):
+    from modelsync import Federator
+    head = Federator(namespace, client=client)
+    with other_daemon.client() as other:
+        worker = Federator(namespace, client=other)
+        worker.submit(np.full(8, 2.0, dtype=np.float32))
+        head.aggregate()
+        np.testing.assert_array_equal(worker.global_model(wait=60), np.full(8, 2.0, np.float32))
+
+        answers = []
+        waiting = threading.Thread(target=lambda: answers.append(worker.global_model(wait=60)))
+        waiting.start()
+        waiting.join(0.3)
+        assert waiting.is_alive(), "the next round has not been aggregated yet"
+        worker.submit(np.full(8, 4.0, dtype=np.float32))
+        version = head.aggregate()
+        waiting.join(60)
+    np.testing.assert_array_equal(answers[0], np.full(8, 4.0, np.float32))
+    assert worker.global_version == version

@@ -89,12 +89,16 @@ class Federator:
             metadata[SAMPLES_METADATA] = str(int(samples))
         return self.client.push(self.namespace, self.worker_key, np.asarray(model), metadata)
 
-    def global_model(self) -> np.ndarray:
-        """The newest global model."""
-        # Waiting for a version newer than `self.global_version`, up to a
-        # deadline, belongs here once Pull can wait for one; until then a
-        # worker pulls whatever version is newest.
-        model = self.client.pull(self.namespace, self.global_key)
+    def global_model(self, *, wait: Optional[float] = None) -> np.ndarray:
+        """The newest global model. With `wait` (seconds), a worker that has
+        already seen a global version waits for a newer one, the next
+        round's, and raises `DeadlineExceeded` if none is committed in time;
+        the first call waits for the global key to exist."""
+        if wait is None:
+            model = self.client.pull(self.namespace, self.global_key)
+        else:
+            model = self.client.pull(self.namespace, self.global_key,
+                                     newer_than=self.global_version or 0, wait=wait)
         self.global_version = model.version
         return model.value
 
