@@ -1052,7 +1052,11 @@ mod tests {
 
     #[test]
     fn a_cluster_url_without_nodes_is_refused_saying_what_is_expected() {
-        for url in ["redis+cluster://", "redis+cluster://h:1/0", "redis+cluster://h:x"] {
+        for url in [
+            "redis+cluster://",
+            "redis+cluster://h:1/0",
+            "redis+cluster://h:x",
+        ] {
             let err = RedisConfig::from_url(url).unwrap_err().to_string();
             assert!(err.contains("redis+cluster://"), "{url}: {err}");
         }

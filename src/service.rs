@@ -326,20 +326,14 @@ impl Service {
         let header = api::PullResponse {
             message: Some(api::pull_response::Message::Header(to_header(&info))),
         };
-        let max = self.max_message_bytes;
-        let data = self.store.chunks(snapshot).flat_map(move |chunk| {
-            let pieces: Vec<Result<api::PullResponse, Status>> = match chunk {
-                Ok(chunk) => split(chunk, max)
-                    .map(|bytes| {
-                        Ok(api::PullResponse {
-                            message: Some(api::pull_response::Message::Data(bytes)),
-                        })
-                    })
-                    .collect(),
-                Err(e) => vec![Err(fail("pull", e))],
-            };
-            futures::stream::iter(pieces)
-        });
+        let data = data_messages(
+            self.store.chunks(snapshot),
+            self.max_message_bytes,
+            "pull",
+            |bytes| api::PullResponse {
+                message: Some(api::pull_response::Message::Data(bytes)),
+            },
+        );
         let stream = futures::stream::once(async { Ok(header) }).chain(data);
         let on_success = move || {
             crate::metrics::transferred(
@@ -371,20 +365,14 @@ impl Service {
                 },
             )),
         };
-        let max = self.max_message_bytes;
-        let data = aggregation.data.flat_map(move |span| {
-            let pieces: Vec<Result<api::AggregateResponse, Status>> = match span {
-                Ok(span) => split(span, max)
-                    .map(|bytes| {
-                        Ok(api::AggregateResponse {
-                            message: Some(api::aggregate_response::Message::Data(bytes)),
-                        })
-                    })
-                    .collect(),
-                Err(e) => vec![Err(fail("aggregate", e))],
-            };
-            futures::stream::iter(pieces)
-        });
+        let data = data_messages(
+            aggregation.data,
+            self.max_message_bytes,
+            "aggregate",
+            |bytes| api::AggregateResponse {
+                message: Some(api::aggregate_response::Message::Data(bytes)),
+            },
+        );
         Ok(Box::pin(
             futures::stream::once(async { Ok(header) }).chain(data),
         ))
@@ -568,6 +556,23 @@ fn check_name(field: &str, value: &str) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Data messages of at most `max` bytes each, cut from a stream of chunks
+/// without copying; the first error ends the stream, logged once.
+fn data_messages<T>(
+    chunks: impl Stream<Item = Result<Bytes, Error>>,
+    max: usize,
+    method: &'static str,
+    message: fn(Bytes) -> T,
+) -> impl Stream<Item = Result<T, Status>> {
+    chunks.flat_map(move |chunk| {
+        let pieces: Vec<Result<T, Status>> = match chunk {
+            Ok(chunk) => split(chunk, max).map(|bytes| Ok(message(bytes))).collect(),
+            Err(e) => vec![Err(fail(method, e))],
+        };
+        futures::stream::iter(pieces)
+    })
 }
 
 /// Cuts a chunk into message-sized slices without copying.

@@ -45,6 +45,17 @@ async fn pull_newer(
     Ok((version, data))
 }
 
+/// Starts a pull that waits up to `wait` for a version newer than `than`.
+async fn waiting_pull(
+    daemon: &Daemon,
+    key: &'static str,
+    than: u64,
+    wait: Duration,
+) -> tokio::task::JoinHandle<Result<(u64, Vec<u8>), tonic::Status>> {
+    let mut client = daemon.client().await;
+    tokio::spawn(async move { pull_newer(&mut client, key, Some(than), wait).await })
+}
+
 /// Raises a model's version in Redis without announcing it, as a lost
 /// notice would leave it: the manifest stays valid, only its version moves.
 fn bump_silently(redis: &RedisServer, key: &str) {
@@ -67,10 +78,7 @@ async fn a_pull_newer_than_the_current_version_returns_the_next_commit_from_anot
         .await
         .unwrap();
 
-    let mut client = here.client().await;
-    let waiting = tokio::spawn(async move {
-        pull_newer(&mut client, "k", Some(1), Duration::from_secs(60)).await
-    });
+    let waiting = waiting_pull(&here, "k", 1, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished(), "nothing newer than 1 exists yet");
     let model = sample(200_000, 2);
@@ -158,10 +166,7 @@ async fn a_commit_whose_notice_was_lost_is_found_by_the_periodic_check() {
         .await
         .unwrap();
 
-    let mut waiter = daemon.client().await;
-    let waiting = tokio::spawn(async move {
-        pull_newer(&mut waiter, "k", Some(1), Duration::from_secs(60)).await
-    });
+    let waiting = waiting_pull(&daemon, "k", 1, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     bump_silently(&redis, "k");
 
@@ -292,10 +297,7 @@ async fn waits_and_watches_survive_a_redis_restart() {
         .await
         .unwrap()
         .into_inner();
-    let mut waiter = daemon.client().await;
-    let waiting = tokio::spawn(async move {
-        pull_newer(&mut waiter, "k", Some(0), Duration::from_secs(60)).await
-    });
+    let waiting = waiting_pull(&daemon, "k", 0, Duration::from_secs(60)).await;
 
     redis.restart();
     let mut client = daemon.client().await;
@@ -319,10 +321,7 @@ async fn waits_and_watches_survive_a_redis_restart() {
 async fn stopping_the_daemon_ends_waiting_calls_as_unavailable() {
     let redis = RedisServer::start();
     let daemon = daemon(&redis, "node-a").await;
-    let mut waiter = daemon.client().await;
-    let waiting = tokio::spawn(async move {
-        pull_newer(&mut waiter, "k", Some(0), Duration::from_secs(3600)).await
-    });
+    let waiting = waiting_pull(&daemon, "k", 0, Duration::from_secs(3600)).await;
     let mut commits = daemon
         .client()
         .await
@@ -399,10 +398,7 @@ async fn a_commit_is_heard_through_its_notice_long_before_any_check() {
         .await
         .unwrap()
         .into_inner();
-    let mut waiter = daemon.client().await;
-    let waiting = tokio::spawn(async move {
-        pull_newer(&mut waiter, "k", Some(0), Duration::from_secs(60)).await
-    });
+    let waiting = waiting_pull(&daemon, "k", 0, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     push(&mut client, header("ns", "k"), sample(10, 1))
