@@ -470,12 +470,13 @@ fn tls_problem(error: &rustls::Error) -> String {
 
 /// The lasting connection to one server.
 fn manager(client: redis::Client, config: &RedisConfig) -> Result<ConnectionManager, Error> {
-    // Few quick retries: a call waits at most a couple of connect
-    // timeouts before it fails, and the next call tries again.
+    // One attempt per call: a call fails within one connect timeout when
+    // Redis is away or speaks another protocol, and the next call tries
+    // again.
     let manager_config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
         .set_response_timeout(Some(config.response_timeout))
-        .set_number_of_retries(1)
+        .set_number_of_retries(0)
         .set_min_delay(Duration::from_millis(50))
         .set_max_delay(Duration::from_secs(1));
     ConnectionManager::new_lazy_with_config(client, manager_config)
