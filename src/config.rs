@@ -64,7 +64,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MODELSYNC_REDIS_KEY_FILE")]
     pub redis_key_file: Option<PathBuf>,
 
-    /// Codec for new versions: none, zstd[:LEVEL], zlib[:LEVEL] or shuffle-zstd[:LEVEL] [default: zstd:1]
+    /// Codec for new versions: auto[:LEVEL], none, zstd[:LEVEL], zlib[:LEVEL] or shuffle-zstd[:LEVEL] [default: auto:1, which picks shuffle-zstd or zstd per push]
     #[arg(long, env = "MODELSYNC_CODEC")]
     pub codec: Option<String>,
 
@@ -593,7 +593,7 @@ impl StorageConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
-            codec: Codec::Zstd {
+            codec: Codec::Auto {
                 level: crate::codec::DEFAULT_ZSTD_LEVEL,
             },
             chunk_size: DEFAULT_CHUNK_SIZE,

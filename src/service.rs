@@ -300,6 +300,7 @@ impl Service {
             raw_size: committed.raw_size,
             stored_size: committed.stored_size,
             chunk_count: committed.chunk_count,
+            codec: committed.codec,
         })
     }
 

@@ -75,6 +75,43 @@ async fn every_codec_round_trips() {
     }
 }
 
+/// `auto`, the default, stores what looks like fixed-width numbers with
+/// shuffle-zstd, anything else with zstd, and says which in the answer and
+/// in the pulled header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_codec_shuffles_numbers_and_leaves_other_bytes_to_zstd() {
+    let redis = RedisServer::start();
+    let daemon = daemon_with_small_chunks(&redis).await;
+    let mut client = daemon.client().await;
+
+    // Words whose top byte is always zero, as small integers or the
+    // exponents of similar floats make it.
+    let numbers = sample(3 * CHUNK as usize + 8, 5);
+    // 39 bytes a line, so no element width lines up with its repeats.
+    let text = Bytes::from("notes on a model card, in plain words. ".repeat(8000));
+    let mut tiny_doubles = header("ns", "tiny-doubles");
+    tiny_doubles
+        .metadata
+        .insert("modelsync.dtype".into(), Bytes::from("<f8"));
+    let cases = [
+        (header("ns", "numbers"), numbers, "shuffle-zstd"),
+        (header("ns", "text"), text, "zstd"),
+        // Too short to judge by a sample, and nothing names a width.
+        (header("ns", "tiny"), sample(4000, 6), "zstd"),
+        // The dtype names the width, so no sample is needed.
+        (tiny_doubles, sample(4000, 7), "shuffle-zstd"),
+    ];
+    for (head, data, expected) in cases {
+        let key = head.key.clone();
+        let pushed = push(&mut client, head, data.clone()).await.unwrap();
+        assert_eq!(pushed.codec, expected, "{key}");
+
+        let (info, back) = pull(&mut client, "ns", &key).await.unwrap();
+        assert_eq!(info.codec, expected, "{key}");
+        assert_eq!(back, data, "{key}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shuffling_by_any_element_width_round_trips() {
     let redis = RedisServer::start();

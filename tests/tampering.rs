@@ -592,6 +592,30 @@ async fn a_manifest_whose_sizes_disagree_with_its_chunks_is_data_loss() {
     }
 }
 
+/// `auto` is settled before anything is stored, so a manifest naming it
+/// was not written by a daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_naming_the_auto_codec_is_data_loss() {
+    let redis = RedisServer::start();
+    let daemon = daemon(&redis, CHUNK).await;
+    let mut client = daemon.client().await;
+    let mut conn = redis.connection();
+    push(
+        &mut client,
+        with_codec("ns", "k", "zstd"),
+        sample(3 * CHUNK as usize, 4),
+    )
+    .await
+    .unwrap();
+
+    forge(&mut conn, "ns", "k", |m| m.codec = "auto".into());
+    let pulled = pull_streamed(&mut client, "ns", "k").await;
+    let status = pulled.end.expect_err("a manifest naming auto is refused");
+    assert_eq!(status.code(), Code::DataLoss, "{status:?}");
+    assert!(status.message().contains("auto"), "{status:?}");
+    assert!(pulled.data.is_empty(), "no byte is sent");
+}
+
 // ---------------------------------------------------------------------
 // Decompression bombs.
 

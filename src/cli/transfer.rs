@@ -36,13 +36,13 @@ pub struct PushArgs {
     /// Seconds until this version expires (the daemon's TTL when unset)
     #[arg(long)]
     pub ttl: Option<u64>,
-    /// Codec for this version: none, zstd[:LEVEL], zlib[:LEVEL] or shuffle-zstd[:LEVEL] (the daemon's when unset)
+    /// Codec for this version: auto[:LEVEL], none, zstd[:LEVEL], zlib[:LEVEL] or shuffle-zstd[:LEVEL] (the daemon's when unset)
     #[arg(long)]
     pub codec: Option<String>,
     /// Fail with ABORTED unless the model is at this version now (0: absent)
     #[arg(long)]
     pub expect_version: Option<u64>,
-    /// Bytes per element, for the shuffle-zstd codec [default: 4]
+    /// Bytes per element, for shuffle-zstd and auto [default: the dtype in --meta, else auto guesses and shuffle-zstd takes 4]
     #[arg(long)]
     pub element_width: Option<u32>,
 }
@@ -104,12 +104,13 @@ pub async fn push(socket: &Path, args: PushArgs) -> Result<ExitCode, CliError> {
 
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "pushed {} version {}: {} bytes, stored {} ({:.3} of raw) in {} chunks, {:.2}s, {:.1} MB/s",
+        "pushed {} version {}: {} bytes, stored {} ({:.3} of raw, {}) in {} chunks, {:.2}s, {:.1} MB/s",
         args.key,
         r.version,
         r.raw_size,
         r.stored_size,
         r.stored_size as f64 / (r.raw_size.max(1)) as f64,
+        r.codec,
         r.chunk_count,
         seconds,
         megabytes_per_second(r.raw_size, seconds)

@@ -82,6 +82,11 @@ impl Checked {
             )));
         }
         let codec: Codec = manifest.codec.parse().map_err(damaged)?;
+        if matches!(codec, Codec::Auto { .. }) {
+            return Err(damaged(
+                "it names the codec auto, which a push settles before it stores anything".into(),
+            ));
+        }
         if codec.width() > 0 && !(1..=64).contains(&manifest.element_width) {
             return Err(damaged(format!(
                 "its element width {} is outside 1..=64",

@@ -131,10 +131,7 @@ impl Store {
         let namespace = self.agreed(&request.namespace).await?;
         let ttl = request.ttl.unwrap_or(namespace.ttl);
         check_ttl(ttl)?;
-        let codec = request
-            .codec
-            .unwrap_or(namespace.codec)
-            .with_width(element_width(&request));
+        let codec = request.codec.unwrap_or(namespace.codec);
         match namespace.layout {
             Layout::Chunked => {
                 self.push_chunked(request, data, codec, ttl, namespace.chunk_size)
@@ -160,9 +157,8 @@ impl Store {
 /// The metadata entry in which clients name a numpy dtype, such as "<f4".
 pub const DTYPE_METADATA: &str = "modelsync.dtype";
 
-/// The element width to shuffle by: the push's own, else its dtype's
-/// item size, else float32's.
-fn element_width(request: &NewVersion) -> u8 {
+/// The element width a push names: its own, else its dtype's item size.
+fn element_width(request: &NewVersion) -> Option<u8> {
     let from_dtype = || {
         let dtype = std::str::from_utf8(request.metadata.get(DTYPE_METADATA)?).ok()?;
         let kind = dtype.trim_start_matches(['<', '>', '=', '|']);
@@ -179,7 +175,6 @@ fn element_width(request: &NewVersion) -> u8 {
         .element_width
         .or_else(from_dtype)
         .filter(|w| (1..=64).contains(w))
-        .unwrap_or(crate::codec::DEFAULT_ELEMENT_WIDTH)
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -2,6 +2,7 @@
 //! blocking pool, write a bounded window of them to Redis at once, then
 //! commit the manifest.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use redis::RedisWrite;
@@ -15,6 +16,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::manifest::{Checked, Draft};
 use super::{keys, now_ms, Committed, NewVersion, Store};
+use crate::codec::width::MAX_SAMPLE;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::redis::Redis;
@@ -76,6 +78,7 @@ impl Store {
                 .await?;
         }
         let mut upload = Upload::new(self, &request, codec, ttl, chunk_size);
+        upload.named_width = super::element_width(&request);
         let result = upload.receive(data).await;
         let result = match result {
             Ok(()) => upload.commit(request).await,
@@ -116,7 +119,11 @@ struct Upload<'a> {
     namespace: String,
     key: String,
     blob: String,
-    codec: Codec,
+    /// The codec asked for; `auto` is settled on the first chunk.
+    requested: Codec,
+    named_width: Option<u8>,
+    /// The codec every chunk of this push is stored with, once settled.
+    codec: Option<Codec>,
     chunk_size: u64,
     chunker: Chunker,
     declared: Option<u64>,
@@ -148,7 +155,9 @@ impl<'a> Upload<'a> {
             namespace: request.namespace.clone(),
             key: request.key.clone(),
             blob: format!("{:016x}", rand::random::<u64>()),
-            codec,
+            requested: codec,
+            named_width: None,
+            codec: None,
             chunk_size,
             chunker: Chunker::new(chunk_size as usize),
             declared: request.raw_size,
@@ -205,8 +214,9 @@ impl<'a> Upload<'a> {
 
     /// Encodes a small model's only chunk for the manifest itself.
     fn keep_inline(&mut self, pieces: &[Bytes]) -> Result<()> {
+        let codec = self.codec_for(pieces);
         let mut stored = Vec::new();
-        let checksum = encode(self.codec, pieces, &mut stored)?;
+        let checksum = encode(codec, pieces, &mut stored)?;
         self.stored_size = stored.len() as u64;
         self.checksums = vec![checksum];
         self.inline = Some(stored);
@@ -218,11 +228,12 @@ impl<'a> Upload<'a> {
         while self.in_flight.len() >= self.store.settings.window {
             self.collect_one().await?;
         }
+        let codec = self.codec_for(&pieces);
         let index = self.dispatched;
         let name = keys::chunk(&self.namespace, &self.key, &self.blob, index);
         let task = store_chunk(
             self.store.redis.clone(),
-            self.codec,
+            codec,
             name,
             pieces,
             self.chunk_ttl_ms,
@@ -237,6 +248,15 @@ impl<'a> Upload<'a> {
         );
         self.dispatched += 1;
         Ok(())
+    }
+
+    /// The codec of this push, settled on its first chunk: a sample of
+    /// that chunk decides what `auto` becomes.
+    fn codec_for(&mut self, first: &[Bytes]) -> Codec {
+        let (requested, named) = (self.requested, self.named_width);
+        *self
+            .codec
+            .get_or_insert_with(|| requested.settle(named, &sample(first)))
     }
 
     /// Waits for the next chunk write to end and records its checksum.
@@ -258,9 +278,11 @@ impl<'a> Upload<'a> {
     /// Writes the manifest: the moment the version becomes visible.
     async fn commit(&mut self, request: NewVersion) -> Result<Committed> {
         let chunk_count = self.checksums.len() as u64;
+        // An empty model has no chunk to settle the codec on.
+        let codec = self.codec_for(&[]);
         let draft = Draft {
             blob: self.blob.clone(),
-            codec: self.codec,
+            codec,
             chunk_size: self.chunk_size,
             raw_size: self.raw_size,
             stored_size: self.stored_size,
@@ -314,7 +336,7 @@ impl<'a> Upload<'a> {
                     raw_size: self.raw_size,
                     stored_size: self.stored_size,
                     chunk_count,
-                    codec: self.codec.name().to_string(),
+                    codec: codec.name().to_string(),
                 })
             }
             2 => Err(self.vanished(number)),
@@ -450,6 +472,40 @@ async fn store_chunk(
     Ok((stored, checksum))
 }
 
+/// Up to [`likely_width`]'s sample of a chunk: from its middle, where a
+/// file's own header (safetensors', say) is not, unless the chunk is too
+/// short for that. The sample starts a multiple of 8 bytes into the chunk,
+/// so on an element boundary, and is copied only when it spans pieces.
+///
+/// [`likely_width`]: crate::codec::likely_width
+fn sample(pieces: &[Bytes]) -> Cow<'_, [u8]> {
+    let len = pieces_len(pieces);
+    let start = if len >= 2 * MAX_SAMPLE {
+        len / 2 / 8 * 8
+    } else {
+        0
+    };
+    let want = MAX_SAMPLE.min(len - start);
+
+    let mut offset = 0;
+    let mut gathered = Vec::new();
+    for piece in pieces {
+        let end = offset + piece.len();
+        if end > start {
+            let from = &piece[start.max(offset) - offset..];
+            if gathered.is_empty() && from.len() >= want {
+                return Cow::Borrowed(&from[..want]);
+            }
+            gathered.extend_from_slice(&from[..from.len().min(want - gathered.len())]);
+            if gathered.len() == want {
+                break;
+            }
+        }
+        offset = end;
+    }
+    Cow::Owned(gathered)
+}
+
 fn pieces_len(pieces: &[Bytes]) -> usize {
     pieces.iter().map(Bytes::len).sum()
 }
@@ -547,5 +603,28 @@ mod tests {
         assert_eq!(joined, vec![b"abcd".to_vec(), b"efgh".to_vec()]);
         assert_eq!(chunker.finish().unwrap().concat(), b"ij");
         assert!(chunker.finish().is_none());
+    }
+
+    #[test]
+    fn a_codec_sample_comes_from_the_middle_on_an_element_boundary() {
+        let chunk: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let one = [Bytes::from(chunk.clone())];
+        let middle = (1 << 19) / 8 * 8;
+        assert!(matches!(sample(&one), Cow::Borrowed(_)));
+        assert_eq!(&*sample(&one), &chunk[middle..middle + MAX_SAMPLE]);
+
+        // Pieces cut just after the middle: the sample spans two of them.
+        let cut = middle + 100;
+        let pieces = [
+            Bytes::copy_from_slice(&chunk[..cut]),
+            Bytes::copy_from_slice(&chunk[cut..cut + 10]),
+            Bytes::copy_from_slice(&chunk[cut + 10..]),
+        ];
+        assert_eq!(&*sample(&pieces), &chunk[middle..middle + MAX_SAMPLE]);
+
+        // A chunk too short for a sample from its middle gives its start.
+        let short = [Bytes::copy_from_slice(&chunk[..MAX_SAMPLE + 8])];
+        assert_eq!(&*sample(&short), &chunk[..MAX_SAMPLE]);
+        assert!(sample(&[]).is_empty());
     }
 }

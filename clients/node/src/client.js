@@ -96,12 +96,13 @@ class Client {
    * @param {Object<string, Buffer|Uint8Array|string>|Map<string, Buffer|Uint8Array|string>} [options.metadata]
    *   returned byte-exact by pull, head and list; strings are stored as UTF-8.
    * @param {number|bigint} [options.ttlSeconds] the namespace's TTL when unset.
-   * @param {string} [options.codec] "none", "zstd[:LEVEL]" or "zlib[:LEVEL]".
+   * @param {string} [options.codec] "auto[:LEVEL]", "none", "zstd[:LEVEL]",
+   *   "zlib[:LEVEL]" or "shuffle-zstd[:LEVEL]"; the namespace's when unset.
    * @param {number|bigint} [options.rawSize] the size of a streamed model,
    *   checked by the daemon; known already for a buffer.
    * @param {number|bigint} [options.expectedVersion] commit only if the key
    *   is at this version now (0: absent), otherwise fail with ABORTED.
-   * @returns {Promise<{version, rawSize, storedSize, chunkCount}>}
+   * @returns {Promise<{version, rawSize, storedSize, chunkCount, codec}>}
    */
   async push(namespace, key, data, options = {}) {
     checkName('namespace', namespace);
@@ -178,6 +179,7 @@ class Client {
       rawSize: this._int(reply.rawSize),
       storedSize: this._int(reply.storedSize),
       chunkCount: this._int(reply.chunkCount),
+      codec: reply.codec,
     };
   }
 

@@ -24,7 +24,7 @@ export type PushData = Bytes | Readable | AsyncIterable<Uint8Array> | Iterable<U
 export interface PushOptions {
   metadata?: MetadataInput;
   ttlSeconds?: number | bigint;
-  /** "none", "zstd[:LEVEL]" or "zlib[:LEVEL]"; the namespace's when unset. */
+  /** "auto[:LEVEL]", "none", "zstd[:LEVEL]", "zlib[:LEVEL]" or "shuffle-zstd[:LEVEL]"; the namespace's when unset. */
   codec?: string;
   /** The size of streamed data, checked by the daemon. */
   rawSize?: number | bigint;
@@ -37,6 +37,8 @@ export interface PushResult<I extends Int64 = number> {
   rawSize: I;
   storedSize: I;
   chunkCount: I;
+  /** The codec the version is stored with, as the daemon settled "auto". */
+  codec: string;
 }
 
 export interface ModelHeader<I extends Int64 = number> {

@@ -172,6 +172,18 @@ def test_ttl_and_codec(client, namespace):
     assert client.pull(namespace, "n").data == pattern(5000)
 
 
+def test_the_default_codec_shuffles_float_arrays(client, namespace):
+    weights = np.random.default_rng(3).normal(0, 0.05, 300_000).astype(np.float32)
+    pushed = client.push(namespace, "w", weights)
+    assert pushed.codec == "shuffle-zstd"
+    assert client.head(namespace, "w").codec == "shuffle-zstd"
+    assert np.array_equal(client.pull(namespace, "w").value, weights)
+    # Text is not fixed-width numbers: it keeps zstd. (39 bytes a line, so
+    # no element width lines up with its repeats.)
+    text = b"notes on a model card, in plain words. " * 30_000
+    assert client.push(namespace, "t", text).codec == "zstd"
+
+
 def test_expected_version(client, namespace):
     from modelsync import Aborted
 

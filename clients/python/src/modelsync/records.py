@@ -16,10 +16,18 @@ class PushResult:
     raw_size: int
     stored_size: int
     chunk_count: int
+    #: The codec the version is stored with, as the daemon settled `auto`.
+    codec: str = ""
 
     @classmethod
     def from_proto(cls, message) -> "PushResult":
-        return cls(message.version, message.raw_size, message.stored_size, message.chunk_count)
+        return cls(
+            message.version,
+            message.raw_size,
+            message.stored_size,
+            message.chunk_count,
+            message.codec,
+        )
 
 
 @dataclass(frozen=True)

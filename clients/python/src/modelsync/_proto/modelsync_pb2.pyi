@@ -67,16 +67,18 @@ class PushRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[PushHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class PushResponse(_message.Message):
-    __slots__ = ("version", "raw_size", "stored_size", "chunk_count")
+    __slots__ = ("version", "raw_size", "stored_size", "chunk_count", "codec")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RAW_SIZE_FIELD_NUMBER: _ClassVar[int]
     STORED_SIZE_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
     version: int
     raw_size: int
     stored_size: int
     chunk_count: int
-    def __init__(self, version: _Optional[int] = ..., raw_size: _Optional[int] = ..., stored_size: _Optional[int] = ..., chunk_count: _Optional[int] = ...) -> None: ...
+    codec: str
+    def __init__(self, version: _Optional[int] = ..., raw_size: _Optional[int] = ..., stored_size: _Optional[int] = ..., chunk_count: _Optional[int] = ..., codec: _Optional[str] = ...) -> None: ...
 
 class ModelHeader(_message.Message):
     __slots__ = ("namespace", "key", "version", "updater", "updated_at_ms", "raw_size", "metadata", "codec", "stored_size", "chunk_count", "ttl_ms")
