@@ -28,9 +28,14 @@ pub const NONE: Codec = Codec {
     key: "weights-none",
 };
 pub const DEFAULT: Codec = Codec {
-    label: "zstd (default)",
+    label: "auto (default)",
     request: "",
     key: "weights-default",
+};
+pub const ZSTD: Codec = Codec {
+    label: "zstd",
+    request: "zstd",
+    key: "weights-zstd",
 };
 pub const ZLIB: Codec = Codec {
     label: "zlib",
@@ -42,11 +47,13 @@ pub const SHUFFLE: Codec = Codec {
     request: "shuffle-zstd",
     key: "weights-shuffle",
 };
-const CODECS: [Codec; 4] = [NONE, DEFAULT, SHUFFLE, ZLIB];
+const CODECS: [Codec; 5] = [NONE, DEFAULT, ZSTD, SHUFFLE, ZLIB];
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Large {
     pub codec: &'static str,
+    /// What the daemon stored with, which for `auto` is its choice.
+    pub stored_as: String,
     pub raw_size: u64,
     pub push: Duration,
     pub pull: Duration,
@@ -84,6 +91,7 @@ fn measure_codec(
 
     Large {
         codec: codec.label,
+        stored_as: pushed.codec,
         raw_size: weights.len() as u64,
         push: push_time,
         pull: pull_time,
@@ -122,12 +130,15 @@ impl Large {
             "daemon, real weights, one client, fastest of {rounds} (MB/s; stored / raw)"
         ));
         for run in runs {
-            let figures = format!(
+            let mut figures = format!(
                 "push {:>7.1}  pull {:>7.1}  stored {:.3}",
                 run.push_rate(),
                 run.pull_rate(),
                 run.stored_ratio()
             );
+            if run.stored_as != run.codec {
+                figures.push_str(&format!(" as {}", run.stored_as));
+            }
             item(run.codec, figures);
         }
     }

@@ -47,13 +47,13 @@ fn transfers(run: &Run) -> Vec<Row> {
 
     vec![
         Row::new(
-            "push, real weights, zstd (default)",
+            "push, real weights, auto (default)",
             daemon(default.push_rate()),
             Goal::RatioAtLeast(25.0),
         )
         .against("legacy push", legacy.map(|t| rate(t.push))),
         Row::new(
-            "pull, real weights, zstd (default)",
+            "pull, real weights, auto (default)",
             daemon(default.pull_rate()),
             Goal::RatioAtLeast(8.0),
         )
@@ -141,7 +141,7 @@ fn stored(run: &Run) -> Row {
     let default = Large::of(run.large, &large::DEFAULT);
     let legacy = run.legacy.transfers.as_ref().ok();
     Row::new(
-        "stored / raw, zstd (default)",
+        "stored / raw, auto (default)",
         Some(Figure::new(default.stored_ratio(), Unit::Fraction)),
         Goal::AtMost(Figure::new(STORED_RATIO, Unit::Fraction)),
     )
