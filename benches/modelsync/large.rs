@@ -2,13 +2,13 @@
 //! codec; every round stores a new version of the same key, as a trainer
 //! publishing its model does.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::runtime::Runtime;
 
 use crate::daemon::Client;
-use crate::measure::{best_of, mb_per_s};
+use crate::measure::mb_per_s;
 use crate::report::{item, section};
 use crate::transfer::{header, pull, push};
 
@@ -60,29 +60,40 @@ pub struct Large {
     pub stored_size: u64,
 }
 
+/// Rounds take the codecs in turn, a push then a pull each, so that a slow
+/// spell of a shared machine falls on every codec alike instead of on
+/// whichever one was being measured then. Each codec keeps its fastest
+/// push and its fastest pull.
 pub fn measure(rt: &Runtime, client: &mut Client, weights: &Bytes, rounds: usize) -> Vec<Large> {
-    CODECS
-        .iter()
-        .map(|codec| measure_codec(rt, client, codec, weights, rounds))
+    let mut fastest: Vec<Option<Large>> = CODECS.iter().map(|_| None).collect();
+    for _ in 0..rounds.max(1) {
+        for (codec, best) in CODECS.iter().zip(&mut fastest) {
+            let round = measure_round(rt, client, codec, weights);
+            *best = Some(match best.take() {
+                Some(so_far) => so_far.faster(round),
+                None => round,
+            });
+        }
+    }
+    fastest
+        .into_iter()
+        .map(|best| best.expect("at least one round ran"))
         .collect()
 }
 
-fn measure_codec(
-    rt: &Runtime,
-    client: &mut Client,
-    codec: &Codec,
-    weights: &Bytes,
-    rounds: usize,
-) -> Large {
+fn measure_round(rt: &Runtime, client: &mut Client, codec: &Codec, weights: &Bytes) -> Large {
     let head = header(NAMESPACE, codec.key, codec.request, weights.len() as u64);
-    let (push_time, pushed) = best_of(rounds, || {
-        rt.block_on(push(client, head.clone(), weights.clone()))
-            .unwrap_or_else(|e| panic!("push with codec {}: {e}", codec.label))
-    });
-    let (pull_time, pulled) = best_of(rounds, || {
-        rt.block_on(pull(client, NAMESPACE, codec.key))
-            .unwrap_or_else(|e| panic!("pull with codec {}: {e}", codec.label))
-    });
+    let started = Instant::now();
+    let pushed = rt
+        .block_on(push(client, head, weights.clone()))
+        .unwrap_or_else(|e| panic!("push with codec {}: {e}", codec.label));
+    let push_time = started.elapsed();
+
+    let started = Instant::now();
+    let pulled = rt
+        .block_on(pull(client, NAMESPACE, codec.key))
+        .unwrap_or_else(|e| panic!("pull with codec {}: {e}", codec.label));
+    let pull_time = started.elapsed();
     assert!(
         pulled == weights[..],
         "codec {}: the pull differs from the push",
@@ -100,6 +111,15 @@ fn measure_codec(
 }
 
 impl Large {
+    /// The faster push and the faster pull of two rounds of one codec.
+    fn faster(self, other: Large) -> Large {
+        Large {
+            push: self.push.min(other.push),
+            pull: self.pull.min(other.pull),
+            ..other
+        }
+    }
+
     pub fn push_rate(&self) -> f64 {
         mb_per_s(self.raw_size, self.push)
     }

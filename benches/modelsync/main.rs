@@ -13,7 +13,7 @@
 //! Environment:
 //! - `MODELSYNC_BENCH_QUICK=1`: a smoke run: one round per transfer, 200
 //!   small calls, 2 s of concurrency and a 256 MiB model for memory
-//!   [default: 0: three rounds, 2,000 calls, 10 s and 2 GiB].
+//!   [default: 0: five rounds, 2,000 calls, 10 s and 2 GiB].
 //! - `MODELSYNC_BENCH_DAEMON=PATH`: the daemon binary [default: the one
 //!   built by the same `cargo bench`, `target/release/modelsync`].
 //! - `MODELSYNC_BENCH_MODEL=PATH`: weights to use instead of the real ones,

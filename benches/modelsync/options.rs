@@ -43,7 +43,7 @@ impl Options {
         let quick = flag(QUICK);
         Options {
             quick,
-            rounds: if quick { 1 } else { 3 },
+            rounds: if quick { 1 } else { 5 },
             latency_calls: if quick { 200 } else { 2_000 },
             clients: 64,
             concurrency_time: Duration::from_secs(if quick { 2 } else { 10 }),
