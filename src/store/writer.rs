@@ -78,7 +78,6 @@ impl Store {
                 .await?;
         }
         let mut upload = Upload::new(self, &request, codec, ttl, chunk_size);
-        upload.named_width = super::element_width(&request);
         let result = upload.receive(data).await;
         let result = match result {
             Ok(()) => upload.commit(request).await,
@@ -156,7 +155,7 @@ impl<'a> Upload<'a> {
             key: request.key.clone(),
             blob: format!("{:016x}", rand::random::<u64>()),
             requested: codec,
-            named_width: None,
+            named_width: super::element_width(request),
             codec: None,
             chunk_size,
             chunker: Chunker::new(chunk_size as usize),
