@@ -162,3 +162,36 @@ async fn namespace_show_prints_the_recorded_settings() {
         "{recorded:?}"
     );
 }
+
+/// Every manifest names its own codec, so daemons that compress new
+/// versions differently (here the old default `zstd:1` and `auto`) share a
+/// namespace and read each other's models.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemons_that_differ_only_in_codec_share_a_namespace() {
+    let redis = RedisServer::start();
+    let mut config = support::config(&redis.url());
+    config.storage.codec = "zstd:1".parse().unwrap();
+    let zstd = Daemon::start_with(config).await;
+    let auto = Daemon::start(&redis.url()).await;
+    let numbers = sample(300_000, 4);
+
+    push(
+        &mut zstd.client().await,
+        header("shared", "a"),
+        numbers.clone(),
+    )
+    .await
+    .unwrap();
+    let mut client = auto.client().await;
+    let pushed = push(&mut client, header("shared", "b"), numbers.clone())
+        .await
+        .unwrap();
+    assert_eq!(pushed.codec, "shuffle-zstd");
+
+    let (head, data) = pull(&mut client, "shared", "a").await.unwrap();
+    assert_eq!(head.codec, "zstd");
+    assert_eq!(data, numbers);
+    let (head, data) = pull(&mut zstd.client().await, "shared", "b").await.unwrap();
+    assert_eq!(head.codec, "shuffle-zstd");
+    assert_eq!(data, numbers);
+}

@@ -5,6 +5,12 @@
 //! to. Daemons that disagreed on the layout would otherwise read each
 //! other's models as missing or damaged.
 //!
+//! The codec is recorded but never a mismatch: every manifest names the
+//! codec its chunks were written with, so daemons that compress new
+//! versions differently still read each other's. This also lets daemons
+//! whose default became `auto` share namespaces first recorded with the
+//! old default, `zstd:1`.
+//!
 //! A daemon checks each namespace once per process and remembers the
 //! result, so the check costs one round trip per namespace, not per call.
 
@@ -82,7 +88,8 @@ fn fields(settings: &NamespaceSettings) -> [(&'static str, String); 4] {
     ]
 }
 
-/// Compares this daemon's settings with the record: equal, adopted, or a
+/// Compares this daemon's settings with the record: its own (when they
+/// match, codec aside), the record's (when told to adopt), or a
 /// FAILED_PRECONDITION that names the parameter and both values.
 fn reconcile(
     namespace: &str,
@@ -90,19 +97,25 @@ fn reconcile(
     recorded: &HashMap<String, String>,
     adopt: bool,
 ) -> Result<NamespaceSettings> {
-    let mismatch = fields(&own)
+    let differs =
+        |(field, value): &(&str, String)| recorded.get(*field).is_some_and(|r| r != value);
+    let own_fields = fields(&own);
+    if adopt {
+        if own_fields.iter().any(differs) {
+            return adopted(namespace, own, recorded);
+        }
+        return Ok(own);
+    }
+    let mismatch = own_fields
         .into_iter()
-        .find(|(field, value)| recorded.get(*field).is_some_and(|r| r != value));
+        .find(|field| field.0 != "codec" && differs(field));
     let Some((field, value)) = mismatch else {
         return Ok(own);
     };
-    if !adopt {
-        return Err(Error::Mismatch(format!(
-            "namespace {namespace:?} is recorded in Redis with {field} {}, but this daemon is configured with {value}: configure the same {field}, or set adopt_namespaces to use what is recorded",
-            recorded[field]
-        )));
-    }
-    adopted(namespace, own, recorded)
+    Err(Error::Mismatch(format!(
+        "namespace {namespace:?} is recorded in Redis with {field} {}, but this daemon is configured with {value}: configure the same {field}, or set adopt_namespaces to use what is recorded",
+        recorded[field]
+    )))
 }
 
 /// This daemon's settings with the recorded parameters in their place.
