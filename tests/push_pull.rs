@@ -93,8 +93,11 @@ async fn the_default_codec_shuffles_numbers_and_leaves_other_bytes_to_zstd() {
     tiny_doubles
         .metadata
         .insert("modelsync.dtype".into(), Bytes::from("<f8"));
+    let mut asked = header("ns", "asked");
+    asked.codec = "auto:3".into();
     let cases = [
-        (header("ns", "numbers"), numbers, "shuffle-zstd"),
+        (header("ns", "numbers"), numbers.clone(), "shuffle-zstd"),
+        (asked, numbers, "shuffle-zstd"),
         (header("ns", "text"), text, "zstd"),
         // Too short to judge by a sample, and nothing names a width.
         (header("ns", "tiny"), sample(4000, 6), "zstd"),

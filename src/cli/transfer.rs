@@ -104,13 +104,14 @@ pub async fn push(socket: &Path, args: PushArgs) -> Result<ExitCode, CliError> {
 
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "pushed {} version {}: {} bytes, stored {} ({:.3} of raw, {}) in {} chunks, {:.2}s, {:.1} MB/s",
+        "pushed {} version {}: {} bytes, stored {} ({:.3} of raw{}) in {} chunks, {:.2}s, {:.1} MB/s",
         args.key,
         r.version,
         r.raw_size,
         r.stored_size,
         r.stored_size as f64 / (r.raw_size.max(1)) as f64,
-        r.codec,
+        // A daemon older than the field leaves it empty.
+        if r.codec.is_empty() { String::new() } else { format!(", {}", r.codec) },
         r.chunk_count,
         seconds,
         megabytes_per_second(r.raw_size, seconds)

@@ -87,9 +87,9 @@ class Client:
         `modelsync.arrays`). It is streamed in messages of at most 1 MiB and
         never gathered whole. `metadata` values are bytes (str is encoded as
         UTF-8); names starting with "modelsync." are reserved. `ttl` is in
-        seconds; `codec` is "auto" (the daemon's default), "none", "zstd",
-        "zlib" or "shuffle-zstd" (a level may follow a colon); the result
-        names the codec used. With `expected_version` the push commits only
+        seconds; `codec` is "auto", "none", "zstd", "zlib" or "shuffle-zstd"
+        (a level may follow a colon), else the namespace's codec (by
+        default "auto"); the result names the codec used. With `expected_version` the push commits only
         if the key is at that version now (0: absent), else raises
         `Aborted`."""
         entries = _user_metadata(metadata)
