@@ -595,7 +595,7 @@ async fn a_manifest_whose_sizes_disagree_with_its_chunks_is_data_loss() {
 /// `auto` is settled before anything is stored, so a manifest naming it
 /// was not written by a daemon.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_manifest_naming_the_auto_codec_is_data_loss() {
+async fn a_manifest_naming_auto_or_an_unknown_codec_is_data_loss() {
     let redis = RedisServer::start();
     let daemon = daemon(&redis, CHUNK).await;
     let mut client = daemon.client().await;
@@ -614,6 +614,17 @@ async fn a_manifest_naming_the_auto_codec_is_data_loss() {
     assert_eq!(status.code(), Code::DataLoss, "{status:?}");
     assert!(status.message().contains("auto"), "{status:?}");
     assert!(pulled.data.is_empty(), "no byte is sent");
+
+    // A name no daemon writes is refused by name, without advice meant
+    // for configuration.
+    forge(&mut conn, "ns", "k", |m| m.codec = "lz4".into());
+    let status = pull_streamed(&mut client, "ns", "k")
+        .await
+        .end
+        .expect_err("an unknown codec is refused");
+    assert_eq!(status.code(), Code::DataLoss, "{status:?}");
+    assert!(status.message().contains("\"lz4\""), "{status:?}");
+    assert!(!status.message().contains("use auto"), "{status:?}");
 }
 
 // ---------------------------------------------------------------------

@@ -81,7 +81,13 @@ impl Checked {
                 manifest.format
             )));
         }
-        let codec: Codec = manifest.codec.parse().map_err(damaged)?;
+        // The parser's advice on what to configure means nothing here.
+        let codec: Codec = manifest.codec.parse().map_err(|_| {
+            damaged(format!(
+                "it names the codec {:?}, which this daemon does not know",
+                manifest.codec
+            ))
+        })?;
         if matches!(codec, Codec::Auto { .. }) {
             return Err(damaged(
                 "it names the codec auto, which a push settles before it stores anything".into(),
